@@ -1,0 +1,3 @@
+from .mae import MAE, CoMA
+
+__all__ = ['MAE', 'CoMA']

@@ -1,0 +1,324 @@
+"""DyViT: a hierarchical vision transformer with Dynamic Multi-Window Self-Attention.
+
+Paper: Li et al., "CoMA: Complementary Masking and Hierarchical Dynamic Multi-Window
+Self-Attention in a Unified Pre-training Framework" (Figure 4). The paper's exact architecture is
+not available to us; this follows our SPEC (docs/design.md):
+
+* 4 stages at strides 4/8/16/32 with widths ``C * (1, 2, 4, 8)``, a 4x4/stride-4 convolutional
+  stem and 2x2 patch merging. Both act inside one 32-px mask unit, so nothing of a hidden unit
+  reaches a visible one;
+* every block is ``x + DMMSA(LN(x))`` then ``x + MLP(LN(x))``;
+* tokens are kept unit-major, ``(B, U, T, C)``, so the sparse masked forward (visible units only,
+  cost proportional to the visible fraction) and the dense forward (any input size, padded to a
+  multiple of 32) are the same code.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from timm.layers import DropPath, Mlp
+
+from ..checkpoint import init_from_pretrained
+from ..layers.dm_msa import DMMSA, CoarsePlan, dense_plan, masked_plan
+from ..layers.units import image_to_units, pad_to_multiple, tokens_to_map, visible_indices
+
+#: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
+ARCH_SETTINGS: Dict[str, Dict] = {
+    'nano': dict(embed_dim=32, depths=(2, 2, 6, 2), num_heads=(2, 4, 8, 16), fine_heads=(1, 2, 4, 8)),
+    'tiny': dict(embed_dim=64, depths=(2, 2, 10, 2), num_heads=(2, 4, 8, 16), fine_heads=(1, 2, 4, 8)),
+    'small': dict(embed_dim=72, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), fine_heads=(1, 3, 6, 12)),
+    'base': dict(embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), fine_heads=(1, 3, 6, 12)),
+}
+ARCH_KEYS = ('embed_dim', 'depths', 'num_heads', 'fine_heads')
+NUM_STAGES = 4
+UNIT = 32  # total stride = mask-unit side in pixels
+STEM_STRIDE = 4
+
+
+def resolve_arch(arch: Union[str, Dict]) -> Dict:
+    """Validates an architecture name or dict and returns a full setting.
+
+    Args:
+        arch: a key of :data:`ARCH_SETTINGS`, or a dict with exactly the keys in :data:`ARCH_KEYS`.
+
+    Returns:
+        A dict with the keys of :data:`ARCH_KEYS`.
+
+    Raises:
+        KeyError: an unknown name or key, naming the allowed ones.
+        ValueError: inconsistent values.
+    """
+    if isinstance(arch, str):
+        if arch not in ARCH_SETTINGS:
+            raise KeyError(f"DyViT: unknown arch '{arch}'; allowed: {sorted(ARCH_SETTINGS)} or a dict "
+                           f'with keys {list(ARCH_KEYS)}')
+        return copy.deepcopy(ARCH_SETTINGS[arch])
+    if not isinstance(arch, dict):
+        raise TypeError(f'DyViT: arch must be a str or dict, got {type(arch).__name__}')
+    unknown, missing = set(arch) - set(ARCH_KEYS), set(ARCH_KEYS) - set(arch)
+    if unknown or missing:
+        raise KeyError(f'DyViT arch dict: unknown keys {sorted(unknown)}, missing keys {sorted(missing)}; '
+                       f'allowed keys: {list(ARCH_KEYS)}')
+    for key in ('depths', 'num_heads', 'fine_heads'):
+        if len(arch[key]) != NUM_STAGES:
+            raise ValueError(f'DyViT arch: {key} must have {NUM_STAGES} entries, got {arch[key]}')
+    for i in range(NUM_STAGES):
+        width = arch['embed_dim'] * 2 ** i
+        if width % arch['num_heads'][i]:
+            raise ValueError(f'DyViT arch: stage {i} width {width} not divisible by {arch["num_heads"][i]} heads')
+    return dict(arch)
+
+
+class DyViTBlock(nn.Module):
+    """One DyViT block: DM-MSA and an MLP, each with pre-norm, residual and drop path.
+
+    Args:
+        dim: channels.
+        num_heads: heads of DM-MSA.
+        fine_heads: in-unit heads.
+        unit_side: tokens per unit side at this stage.
+        coarse_window: coarse window side in units.
+        shifted: this block shifts its coarse windows (used only when the grid exceeds a window).
+        mlp_ratio: MLP hidden width / dim.
+        drop_path: stochastic depth rate.
+    """
+
+    def __init__(self, dim: int, num_heads: int, fine_heads: int, unit_side: int, coarse_window: int,
+                 shifted: bool, mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.shifted = shifted
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = DMMSA(dim, num_heads, fine_heads, unit_side, coarse_window)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, plan: CoarsePlan) -> torch.Tensor:
+        """x: ``(B, U, T, C)`` -> ``(B, U, T, C)``."""
+        x = x + self.drop_path(self.attn(self.norm1(x), plan))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PatchMerging(nn.Module):
+    """2x2 token merging inside each unit: ``(B, U, s*s, C) -> (B, U, s*s/4, 2C)``.
+
+    Args:
+        dim: input channels.
+        unit_side: tokens per unit side before merging (even).
+    """
+
+    def __init__(self, dim: int, unit_side: int) -> None:
+        super().__init__()
+        self.unit_side = unit_side
+        self.norm = nn.LayerNorm(4 * dim)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, u, t, c = x.shape
+        s = self.unit_side
+        x = x.view(b, u, s // 2, 2, s // 2, 2, c).permute(0, 1, 2, 4, 3, 5, 6).reshape(b, u, t // 4, 4 * c)
+        return self.reduction(self.norm(x))
+
+
+class DyViTStage(nn.Module):
+    """Blocks of one stage, then optional merging into the next stage."""
+
+    def __init__(self, dim: int, depth: int, num_heads: int, fine_heads: int, unit_side: int,
+                 coarse_window: int, mlp_ratio: float, drop_paths: Sequence[float], downsample: bool,
+                 with_cp: bool) -> None:
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList(
+            DyViTBlock(dim, num_heads, fine_heads, unit_side, coarse_window, shifted=bool(i % 2),
+                       mlp_ratio=mlp_ratio, drop_path=drop_paths[i]) for i in range(depth))
+        self.downsample = PatchMerging(dim, unit_side) if downsample else None
+
+    def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Returns the stage output (before merging) and the input of the next stage."""
+        for blk in self.blocks:
+            plan = plans[int(blk.shifted)]
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(blk, x, plan, use_reentrant=False)
+            else:
+                x = blk(x, plan)
+        return x, (self.downsample(x) if self.downsample is not None else x)
+
+
+class DyViT(BaseModule):
+    """DyViT backbone (registered as ``DyViT`` in mmengine, mmdet and mmseg, and as ``dyvit_*`` in timm).
+
+    Args:
+        arch: ``'nano' | 'tiny' | 'small' | 'base'`` or a dict with the keys of :data:`ARCH_KEYS`.
+        in_channels: image channels.
+        mlp_ratio: MLP hidden width / width.
+        coarse_window: coarse attention window side in 32-px units (7 = the whole 224-px image).
+        drop_path_rate: stochastic depth, rising linearly over all blocks.
+        out_indices: stages whose features :meth:`forward` returns.
+        frozen_stages: freeze the stem and stages ``< frozen_stages`` (-1: nothing; 0: the stem).
+        with_cp: activation checkpointing per block.
+        num_classes: >0 adds global pooling, a norm and a linear head (used by the timm entry
+            points); :meth:`forward` then returns logits.
+        init_cfg: mmengine init config; ``type='Pretrained'`` loads through
+            :func:`coma.models.checkpoint.load_backbone_checkpoint`, which fails on unexpected keys.
+    """
+    unit = UNIT
+
+    def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,
+                 coarse_window: int = 7, drop_path_rate: float = 0.0,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
+                 num_classes: int = 0, init_cfg: Optional[Dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.arch = resolve_arch(arch)
+        out_indices = tuple(out_indices) if isinstance(out_indices, (list, tuple)) else (out_indices,)
+        if not out_indices or any(i not in range(NUM_STAGES) for i in out_indices):
+            raise ValueError(f'DyViT: out_indices must be a non-empty subset of {tuple(range(NUM_STAGES))}, '
+                             f'got {out_indices}')
+        if not -1 <= frozen_stages <= NUM_STAGES:
+            raise ValueError(f'DyViT: frozen_stages must be in [-1, {NUM_STAGES}], got {frozen_stages}')
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.coarse_window = coarse_window
+        c = self.arch['embed_dim']
+        depths = self.arch['depths']
+        self.num_features = [c * 2 ** i for i in range(NUM_STAGES)]
+        self.unit_dim = self.num_features[-1]  # feature size of one 32-px unit in forward_masked
+        self.patch_embed = nn.Conv2d(in_channels, c, kernel_size=STEM_STRIDE, stride=STEM_STRIDE)
+        self.embed_norm = nn.LayerNorm(c)
+        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.stages = nn.ModuleList()
+        for i in range(NUM_STAGES):
+            start = sum(depths[:i])
+            self.stages.append(DyViTStage(
+                self.num_features[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
+                unit_side=UNIT // (STEM_STRIDE * 2 ** i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
+                drop_paths=dpr[start:start + depths[i]], downsample=i < NUM_STAGES - 1, with_cp=with_cp))
+        for i in out_indices:
+            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
+                             for i in out_indices]
+        self.num_classes = num_classes
+        if num_classes > 0:
+            self.head_norm = nn.LayerNorm(self.num_features[-1])
+            self.head = nn.Linear(self.num_features[-1], num_classes)
+        self.apply(self._init_linear)
+        self._freeze_stages()
+
+    @staticmethod
+    def _init_linear(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear) and m.weight.shape[0] != 2:  # gates keep their zero init
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def init_weights(self) -> None:
+        """Loads ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` strictly; else default init."""
+        if not init_from_pretrained(self):
+            super().init_weights()
+
+    @property
+    def num_layers(self) -> int:
+        """Layer ids for lr decay: stem 0, blocks 1..D; ``D + 1`` is everything after the backbone."""
+        return sum(self.arch['depths']) + 1
+
+    def get_layer_id(self, name: str) -> int:
+        """Layer id of parameter ``name`` (relative to this module) for layer-wise lr decay.
+
+        Stem 0; block j of stage i ``1 + sum(depths[:i]) + j``; stage i's merging and output norm
+        belong with the first block after them (``1 + sum(depths[:i + 1])``); a head ``num_layers``.
+        """
+        depths = self.arch['depths']
+        parts = name.split('.')
+        if parts[0] in ('patch_embed', 'embed_norm'):
+            return 0
+        if parts[0] == 'stages':
+            i = int(parts[1])
+            if parts[2] == 'blocks':
+                return 1 + sum(depths[:i]) + int(parts[3])
+            return 1 + sum(depths[:i + 1])
+        if parts[0].startswith('norm') and parts[0][4:].isdigit():
+            return min(1 + sum(depths[:int(parts[0][4:]) + 1]), self.num_layers)
+        return self.num_layers
+
+    def _freeze_stages(self) -> None:
+        frozen: List[nn.Module] = []
+        if self.frozen_stages >= 0:
+            frozen += [self.patch_embed, self.embed_norm]
+        for i in range(max(self.frozen_stages, 0)):
+            frozen.append(self.stages[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for m in frozen:
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'DyViT':
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def _embed(self, units: torch.Tensor) -> torch.Tensor:
+        """``(B, U, 3, 32, 32)`` unit crops -> ``(B, U, 64, C)`` stage-1 tokens."""
+        b, u = units.shape[:2]
+        x = self.patch_embed(units.flatten(0, 1))  # B*U, C, 8, 8
+        return self.embed_norm(x.flatten(2).transpose(1, 2)).view(b, u, -1, x.shape[1])
+
+    def _run(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan],
+             indices: Sequence[int]) -> List[torch.Tensor]:
+        """Runs the stages; returns the normed unit-major outputs of the stages in ``indices``."""
+        outs = []
+        for i, stage in enumerate(self.stages):
+            out, x = stage(x, plans)
+            if i in indices:
+                outs.append(getattr(self, f'norm{i}')(out))
+        return outs
+
+    def forward(self, x: torch.Tensor) -> Union[Tuple[torch.Tensor, ...], torch.Tensor]:
+        """Dense forward at any input size.
+
+        Args:
+            x: ``(B, 3, H, W)``; padded internally to multiples of 32.
+
+        Returns:
+            A tuple of NCHW maps, one per ``out_indices`` entry, of size ``ceil(H/r) x ceil(W/r)``
+            for reductions r = 4, 8, 16, 32; or ``(B, num_classes)`` logits when a head is present.
+        """
+        b, _, h, w = x.shape
+        x, _ = pad_to_multiple(x, UNIT)
+        grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
+        plans = tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device) for shifted in (False, True))
+        outs = self._run(self._embed(image_to_units(x, UNIT)), plans, self.out_indices)
+        if self.num_classes > 0:
+            return self.head(self.head_norm(outs[-1].mean(dim=(1, 2))))
+        maps = []
+        for i, out in zip(self.out_indices, outs):
+            r = STEM_STRIDE * 2 ** i
+            maps.append(tokens_to_map(out, grid, UNIT // r)[..., :-(-h // r), :-(-w // r)].contiguous())
+        return tuple(maps)
+
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Sparse forward over the visible units only (work scales with the visible fraction).
+
+        Args:
+            x: ``(B, 3, H, W)`` with H and W multiples of 32.
+            mask: ``(B, H/32, W/32)`` bool, True = hidden, the same hidden count in every sample.
+
+        Returns:
+            ``(B, N_visible, C_last)``: last-stage features of the visible units, row-major order,
+            normed by the last output norm.
+        """
+        b, _, h, w = x.shape
+        grid = (h // UNIT, w // UNIT)
+        if mask.shape != (b, *grid):
+            raise ValueError(f'DyViT.forward_masked: mask shape {tuple(mask.shape)} does not match images '
+                             f'{tuple(x.shape)}; expected {(b, *grid)}')
+        if NUM_STAGES - 1 not in self.out_indices:
+            raise ValueError('DyViT.forward_masked needs the last stage in out_indices')
+        ids = visible_indices(mask)  # B, N
+        units = image_to_units(x, UNIT)
+        units = torch.gather(units, 1, ids[:, :, None, None, None].expand(-1, -1, *units.shape[2:]))
+        plans = tuple(masked_plan(ids, grid, self.coarse_window, shifted) for shifted in (False, True))
+        return self._run(self._embed(units), plans, (NUM_STAGES - 1,))[0][:, :, 0]  # B, N, C_last (T = 1)

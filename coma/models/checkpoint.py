@@ -1,0 +1,116 @@
+"""Loading pre-trained weights into backbones: one filter function, strict about unexpected keys.
+
+Used by ``init_cfg=dict(type='Pretrained', ...)`` of our backbones, by
+``tools/convert_checkpoint.py`` and by the classifiers. Missing keys are reported; unexpected keys
+and shape mismatches fail with the full list, naming the file.
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+
+from ..engine.safe_load import safe_torch_load
+
+#: Parameters whose size follows a config value and can be resized when it changes.
+RESIZABLE_SUFFIXES = ('coarse_bias_table',)
+
+
+def extract_state_dict(checkpoint: Dict) -> Dict[str, torch.Tensor]:
+    """The weights of a checkpoint: its ``state_dict``, ``model`` or the dict itself."""
+    if not isinstance(checkpoint, dict):
+        raise TypeError(f'a checkpoint must be a dict, got {type(checkpoint).__name__}')
+    for key in ('state_dict', 'model'):
+        if key in checkpoint and isinstance(checkpoint[key], dict):
+            return checkpoint[key]
+    return checkpoint
+
+
+def _resize_table(table: torch.Tensor, rows: int) -> torch.Tensor:
+    """Bilinearly resizes a ``((2W-1)**2, heads)`` relative position table to ``rows`` rows."""
+    src, dst = int(round(table.shape[0] ** 0.5)), int(round(rows ** 0.5))
+    grid = table.T.reshape(1, table.shape[1], src, src)
+    return F.interpolate(grid, size=(dst, dst), mode='bicubic', align_corners=False)[0].reshape(-1, dst * dst).T
+
+
+def filter_state_dict(state_dict: Dict[str, torch.Tensor], model: nn.Module,
+                      prefix: Optional[str] = None) -> Dict[str, torch.Tensor]:
+    """Keeps the keys under ``prefix`` (stripped), and resizes position tables to ``model``'s sizes.
+
+    Args:
+        state_dict: source weights.
+        model: the module the weights are for.
+        prefix: e.g. ``'encoder.'`` or ``'backbone.'``; None takes ``'backbone.'`` when every key that
+            is not the model's own starts with it, else nothing.
+
+    Returns:
+        A new state dict in ``model``'s key space.
+    """
+    own = model.state_dict()
+    if prefix is None and any(k.startswith('backbone.') for k in state_dict) and not any(k in own for k in state_dict):
+        prefix = 'backbone.'
+    if prefix:
+        state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    out = {}
+    for key, value in state_dict.items():
+        if key.endswith(RESIZABLE_SUFFIXES) and key in own and own[key].shape != value.shape \
+                and value.shape[1:] == own[key].shape[1:]:
+            value = _resize_table(value.float(), own[key].shape[0]).to(value.dtype)
+        out[key] = value
+    return out
+
+
+def load_backbone_checkpoint(model: nn.Module, filename: str, prefix: Optional[str] = None,
+                             map_location: str = 'cpu') -> Tuple[List[str], List[str]]:
+    """Loads a checkpoint into ``model``, reporting missing keys and failing on unexpected ones.
+
+    Args:
+        model: the backbone.
+        filename: checkpoint path.
+        prefix: see :func:`filter_state_dict`.
+        map_location: as in :func:`torch.load`.
+
+    Returns:
+        ``(missing_keys, unexpected_keys)``; the latter is always empty (else this raises).
+
+    Raises:
+        ValueError: unexpected keys or shape mismatches, each listed, naming the file.
+    """
+    state_dict = filter_state_dict(extract_state_dict(safe_torch_load(filename, map_location)), model, prefix)
+    own = model.state_dict()
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                  for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    if unexpected or mismatched or not state_dict:
+        raise ValueError(
+            f'checkpoint {filename} does not fit {type(model).__name__}'
+            f'{" (prefix " + repr(prefix) + ")" if prefix else ""}: '
+            f'{len(unexpected)} unexpected keys {unexpected[:20]}{" ..." if len(unexpected) > 20 else ""}; '
+            f'{len(mismatched)} shape mismatches {mismatched[:20]}'
+            f'{"; no usable keys at all" if not state_dict else ""}')
+    missing = sorted(set(own) - set(state_dict))
+    model.load_state_dict(state_dict, strict=False)
+    print_log(f'loaded {filename} into {type(model).__name__}: {len(state_dict)} tensors, '
+              f'missing keys: {missing if missing else "none"}', logger='current')
+    return missing, []
+
+
+def init_from_pretrained(module: nn.Module) -> bool:
+    """Handles ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` strictly.
+
+    ``checkpoint=None`` means "no pre-trained weights" (configs leave it to the command line).
+
+    Returns:
+        True when ``init_cfg`` asked for pre-trained weights (loaded, or deliberately None).
+    """
+    cfg = getattr(module, 'init_cfg', None)
+    if not (isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'):
+        return False
+    if cfg.get('checkpoint') is None:
+        print_log(f'{type(module).__name__}: init_cfg.checkpoint is None, keeping the random initialisation',
+                  logger='current')
+    else:
+        load_backbone_checkpoint(module, cfg['checkpoint'], prefix=cfg.get('prefix'))
+    module._is_init = True
+    return True

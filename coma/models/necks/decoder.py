@@ -1,0 +1,68 @@
+"""The MAE-style decoder shared by CoMA and the MAE baseline (SPEC section 2).
+
+One token per mask unit: visible units carry the projected encoder features, hidden units a learned
+mask token; fixed 2-D sin-cos positions; transformer blocks (default 8 x 512); then heads that
+predict a unit's pixels (``unit*unit*3``) and, for CoMA, the frozen model's latent of that unit.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from mmengine.model import BaseModule
+from timm.models.vision_transformer import Block
+
+from ..layers.pos_embed import sincos_2d
+from ..layers.units import visible_indices
+
+
+class CoMADecoder(BaseModule):
+    """Decoder over the full unit grid.
+
+    Args:
+        in_dim: encoder feature size per unit.
+        unit: unit side in pixels (the pixel head predicts ``unit*unit*in_chans`` values).
+        embed_dim: decoder width.
+        depth: decoder blocks.
+        num_heads: decoder heads.
+        mlp_ratio: MLP width ratio.
+        latent_dim: size of the latent-prediction head's output; None for no such head.
+        in_chans: image channels.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, in_dim: int, unit: int = 32, embed_dim: int = 512, depth: int = 8, num_heads: int = 16,
+                 mlp_ratio: float = 4.0, latent_dim: Optional[int] = None, in_chans: int = 3,
+                 init_cfg: Optional[Dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.embed_dim = embed_dim
+        self.embed = nn.Linear(in_dim, embed_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
+        self.norm = nn.LayerNorm(embed_dim)
+        self.pixel_head = nn.Linear(embed_dim, unit * unit * in_chans)
+        self.latent_head = nn.Linear(embed_dim, latent_dim) if latent_dim else None
+        nn.init.normal_(self.mask_token, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Decodes the full grid.
+
+        Args:
+            latents: ``(B, N_visible, in_dim)`` encoder features of the visible units, row-major.
+            mask: ``(B, gh, gw)`` bool, True = hidden.
+
+        Returns:
+            ``(B, gh*gw, embed_dim)`` decoded unit tokens (apply ``pixel_head``/``latent_head`` to
+            the rows you need).
+        """
+        b, gh, gw = mask.shape
+        ids = visible_indices(mask)
+        x = self.mask_token.to(latents.dtype).expand(b, gh * gw, -1)
+        x = x.scatter(1, ids[..., None].expand(-1, -1, self.embed_dim), self.embed(latents).to(x.dtype))
+        x = x + sincos_2d((gh, gw), self.embed_dim).to(x)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)

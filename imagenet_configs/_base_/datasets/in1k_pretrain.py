@@ -1,0 +1,21 @@
+# ImageNet-1K for self-supervised pre-training: data_root/train/<class>/*.JPEG (labels unused);
+# a flat folder of images works too. RandomResizedCrop(224, 0.2-1) + flip, as MAE.
+data_root = 'data/imagenet/'
+data_preprocessor = dict(
+    type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+train_pipeline = [
+    dict(type='LoadImage', skip_corrupt=False),
+    dict(type='RandomResizedCrop', size=224, scale=(0.2, 1.0)),
+    dict(type='RandomHorizontalFlip', prob=0.5),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=256,
+    num_workers=8,
+    persistent_workers=True,
+    pin_memory=True,
+    drop_last=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ImageFolder', data_root=data_root, data_prefix=dict(img_path='train'),
+                 pipeline=train_pipeline),
+)

@@ -1,0 +1,17 @@
+# Mask R-CNN + FPN with DyViT-S on COCO 2017, 3x multi-scale schedule (36 epochs; mmdet's
+# Swin multi-scale-crop recipe), AdamW with layer-wise lr decay. Pre-trained weights on the command
+# line: --cfg-options model.backbone.init_cfg.checkpoint=PATH
+_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
+custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+widths = [72, 144, 288, 576]
+model = dict(
+    backbone=dict(
+        _delete_=True, type='DyViT', arch='small', drop_path_rate=0.2, out_indices=(0, 1, 2, 3),
+        with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
+    neck=dict(in_channels=widths))
+optim_wrapper = dict(
+    _delete_=True,
+    type='AutoAmpOptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    constructor='LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(layer_decay_rate=0.9))

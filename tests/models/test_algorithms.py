@@ -1,0 +1,152 @@
+"""CoMA and MAE: the two models, the update rule, the losses and both backbones."""
+import numpy as np
+import pytest
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS
+
+import coma  # noqa: F401
+
+DECODER = dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4)
+
+
+def build(kind='CoMA', backbone=None, **kwargs):
+    backbone = backbone or dict(type='DyViT', arch='nano', out_indices=(3,))
+    return MODELS.build(dict(type=kind, backbone=backbone, decoder=DECODER, **kwargs))
+
+
+def optim(model, lr=1e-3):
+    return build_optim_wrapper(model, dict(optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05)))
+
+
+def step(model, wrapper, x):
+    return model.train_step(dict(inputs=x), wrapper)
+
+
+def test_frozen_model_gets_no_gradient_and_is_in_no_param_group():
+    model = build()
+    wrapper = optim(model)
+    model.train()
+    step(model, wrapper, torch.randn(2, 3, 64, 64))
+    frozen = list(model.frozen_backbone.state_dict().values()) + list(model.frozen_decoder.state_dict().values())
+    assert frozen and all(t.grad is None and not t.requires_grad for t in frozen)
+    in_groups = {id(p) for g in wrapper.optimizer.param_groups for p in g['params']}
+    assert not any(id(t) in in_groups for t in frozen)
+    assert not list(model.frozen_backbone.parameters())
+    assert not model.frozen_backbone.training and not model.frozen_decoder.training
+    assert model.backbone.training
+
+
+@pytest.mark.parametrize('momentum', [0.0, 0.5])
+def test_frozen_update_rule(momentum):
+    model = build(momentum=momentum)
+    wrapper = optim(model, lr=1e-2)
+    model.train()
+    x = torch.randn(2, 3, 64, 64)
+    for _ in range(2):  # make frozen and online differ first
+        step(model, wrapper, x)
+    online = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    frozen = {k: v.clone() for k, v in model.frozen_backbone.state_dict().items()}
+    step(model, wrapper, x)
+    after = model.frozen_backbone.state_dict()
+    changed = 0
+    for key, value in after.items():
+        expected = momentum * frozen[key] + (1 - momentum) * online[key]
+        if momentum == 0.0:
+            assert torch.equal(value, online[key]), key  # exactly the previous step's weights
+        else:
+            torch.testing.assert_close(value, expected, msg=key)
+        changed += not torch.equal(model.backbone.state_dict()[key], value)
+    assert changed > 0  # the online model moved on
+
+
+def test_losses_logged_and_loss_eval_not_optimised():
+    model = build()
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 96, 96))
+    assert set(losses) == {'loss_pix', 'loss_lat', 'loss_eval'}
+    assert not losses['loss_eval'].requires_grad
+    total, log = model.parse_losses(dict(losses))
+    torch.testing.assert_close(total, losses['loss_pix'] + losses['loss_lat'])
+    assert set(log) == {'loss', 'loss_pix', 'loss_lat', 'loss_eval'}
+
+
+def test_lambda_lat_zero_logs_latent_loss_only():
+    model = build(lambda_lat=0.0)
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 64, 64))
+    total, log = model.parse_losses(dict(losses))
+    torch.testing.assert_close(total, losses['loss_pix'])
+    assert 'loss_lat' in log
+
+
+def test_branches_see_complementary_units(monkeypatch):
+    model = build()
+    model.train()
+    seen = []
+    for enc in (model.backbone, model.frozen_backbone):
+        original = enc.forward_masked
+
+        def spy(x, mask, _orig=original):
+            seen.append(mask.clone())
+            return _orig(x, mask)
+        monkeypatch.setattr(enc, 'forward_masked', spy)
+    model.loss(torch.randn(3, 3, 96, 96))
+    assert torch.equal(seen[0], ~seen[1])  # M_{t-1} sees exactly what M_t hid
+    assert int((~seen[0][0]).sum()) == 9 - round(0.6 * 9)
+
+
+@pytest.mark.parametrize('kind', ['CoMA', 'MAE'])
+def test_vit_backbone_under_the_same_code(kind):
+    model = build(kind, backbone=dict(type='ViT', arch=dict(embed_dim=64, depth=2, num_heads=4), unit=32))
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 64, 64))
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    assert model.decoder.pixel_head.out_features == 32 * 32 * 3
+    assert all(p.grad is not None for p in model.backbone.parameters())
+
+
+def test_mae_has_no_second_model_and_uses_random_masks():
+    model = build('MAE', mask_ratio=0.75)
+    assert not hasattr(model, 'frozen_backbone')
+    model.train()
+    assert set(model.loss(torch.randn(2, 3, 64, 64))) == {'loss_pix'}
+
+
+def test_masks_follow_the_saved_step_count():
+    a, b = build(), build()
+    a.train(), b.train()
+    x = torch.randn(2, 3, 96, 96)
+    m1 = a.sample_masks(x)
+    b.mask_step.fill_(1)
+    assert not torch.equal(b.sample_masks(x), m1)
+    b.mask_step.fill_(0)
+    assert torch.equal(b.sample_masks(x), m1)
+
+
+def _real_images(n=16, size=96):
+    skimage = pytest.importorskip('skimage')
+    rng = np.random.default_rng(0)
+    imgs = []
+    for name in ('astronaut', 'chelsea', 'coffee', 'rocket'):
+        img = getattr(skimage.data, name)()[..., :3]
+        for _ in range(n // 4):
+            s = int(rng.integers(size, min(img.shape[:2])))
+            y, x = rng.integers(0, img.shape[0] - s), rng.integers(0, img.shape[1] - s)
+            crop = torch.from_numpy(np.ascontiguousarray(img[y:y + s, x:x + s])).permute(2, 0, 1).float()
+            imgs.append(torch.nn.functional.interpolate(crop[None], size=(size, size), mode='area')[0])
+    x = torch.stack(imgs)
+    return (x - x.mean((0, 2, 3), keepdim=True)) / x.std((0, 2, 3), keepdim=True)
+
+
+@pytest.mark.parametrize('kind', ['CoMA', 'MAE'])
+def test_loss_falls_on_real_images(kind):
+    torch.manual_seed(0)
+    model = build(kind, mask_ratio=0.6)
+    wrapper = optim(model, lr=1e-3)
+    x = _real_images()
+    model.train()
+    curve = [float(step(model, wrapper, x)['loss_pix']) for _ in range(30)]
+    first, last = np.mean(curve[:5]), np.mean(curve[-5:])
+    assert last < 0.85 * first, curve  # measured: 0.75 (CoMA), 0.71 (MAE)

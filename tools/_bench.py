@@ -1,0 +1,54 @@
+"""Shared helpers of the benchmark tools: isolated worker processes, medians, peak memory."""
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cuda_sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def time_median(fn: Callable[[], None], repeats: int, warmup: int = 1) -> Dict[str, float]:
+    """Runs ``fn`` ``warmup`` times, then ``repeats`` timed times; returns the median and all times."""
+    for _ in range(warmup):
+        fn()
+    cuda_sync()
+    times: List[float] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        cuda_sync()
+        times.append(time.perf_counter() - start)
+    return dict(median_s=statistics.median(times), times_s=times)
+
+
+def run_worker(script: str, spec: Dict, timeout: int = 1800) -> Dict:
+    """Runs ``script --worker SPEC`` in a fresh process (so peak memory is its own); returns its JSON."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    proc = subprocess.run([sys.executable, script, '--worker', json.dumps(spec)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
+    if proc.returncode or not lines:
+        return dict(spec, error=(proc.stderr or proc.stdout)[-2000:])
+    return json.loads(lines[-1])
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f'CPU ({os.cpu_count()} cores, {torch.get_num_threads()} threads)'

@@ -1,0 +1,154 @@
+"""Backbone benchmark: DyViT against Swin, ViT-B/16 and Hiera, side by side in one run.
+
+    python tools/benchmark_backbone.py [--batch 8] [--repeats 5] [--json out.json] [--device cpu|cuda] [--amp]
+
+Measures, each model in its own process:
+* at 224x224: dense forward images/s, forward+backward images/s and peak memory;
+* the masked forward at 40% visible (20 of 49 units) against the dense forward (DyViT's
+  ``forward_masked``; timm Hiera's ``forward_features(mask=...)`` over its 32-px mask units);
+* forward+backward peak memory at 1333x800 (batch 1): DyViT-T against mmdet's Swin-T, the
+  backbone its Mask R-CNN uses.
+Peak memory is the process's peak RSS growth on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
+Times are medians of ``--repeats`` runs after a warm-up.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+MODELS_224 = ['dyvit_tiny', 'dyvit_small', 'dyvit_base', 'swin_tiny_patch4_window7_224',
+              'swin_small_patch4_window7_224', 'swin_base_patch4_window7_224', 'vit_base_patch16_224',
+              'hiera_tiny_224', 'hiera_base_224']
+MASKED = ['dyvit_tiny', 'dyvit_base', 'hiera_tiny_224', 'hiera_base_224']
+VISIBLE_UNITS = 20  # of 49: the 40% CoMA's M_t sees at ratio 0.6
+
+
+def build(name: str):
+    import timm
+    import coma  # noqa: F401  (registers dyvit_* in timm)
+    if name == 'mmdet_swin_tiny':
+        from mmdet.registry import MODELS
+        return MODELS.build(dict(type='SwinTransformer', embed_dims=96, depths=[2, 2, 6, 2],
+                                 num_heads=[3, 6, 12, 24], window_size=7, out_indices=(0, 1, 2, 3)))
+    if name.startswith('dyvit'):
+        return timm.create_model(name, features_only=True)
+    return timm.create_model(name, num_classes=0)
+
+
+def worker(spec):
+    import torch
+    from _bench import peak_rss_mib, time_median
+    torch.manual_seed(0)
+    device = torch.device(spec['device'])
+    model = build(spec['model']).to(device)
+    h, w = spec['size']
+    x = torch.randn(spec['batch'], 3, h, w, device=device)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=spec.get('amp', False))
+
+    def reduce(out):
+        outs = out if isinstance(out, (tuple, list)) else [out]
+        return sum(o.float().mean() for o in outs)
+
+    if spec['mode'] == 'fwdbwd':
+        model.train()
+
+        def fn():
+            with amp:
+                loss = reduce(model(x))
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+    else:
+        model.eval()
+        if spec['mode'] == 'masked':
+            g = torch.Generator().manual_seed(0)
+            keep = torch.zeros(spec['batch'], 49, dtype=torch.bool)
+            for i in range(spec['batch']):
+                keep[i, torch.randperm(49, generator=g)[:VISIBLE_UNITS]] = True
+            keep = keep.to(device)
+            if spec['model'].startswith('dyvit'):
+                call = lambda: model.forward_masked(x, ~keep.view(-1, 7, 7))  # noqa: E731
+            else:
+                call = lambda: model.forward_features(x, mask=keep)  # noqa: E731
+        else:
+            call = lambda: model(x)  # noqa: E731
+
+        def fn():
+            with torch.no_grad(), amp:
+                call()
+    if device.type == 'cuda':
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = peak_rss_mib()
+    result = time_median(fn, spec['repeats'])
+    peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20 if device.type == 'cuda' else peak_rss_mib() - base
+    print(json.dumps(dict(spec, **result, imgs_per_s=spec['batch'] / result['median_s'], peak_mib=peak,
+                          params_m=sum(p.numel() for p in model.parameters()) / 1e6)))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--batch', type=int, default=8)
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--amp', action='store_true', help='bfloat16 autocast')
+    p.add_argument('--models', nargs='+', default=MODELS_224)
+    p.add_argument('--skip-detection-size', action='store_true')
+    p.add_argument('--json')
+    p.add_argument('--worker', help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        return worker(json.loads(args.worker))
+    from _bench import device_name, run_worker
+    script = os.path.abspath(__file__)
+    common = dict(device=args.device, repeats=args.repeats, amp=args.amp)
+    rows = []
+    for name in args.models:
+        for mode in ('fwd', 'fwdbwd') + (('masked',) if name in MASKED else ()):
+            rows.append(run_worker(script, dict(common, model=name, mode=mode, size=(224, 224), batch=args.batch)))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
+    if not args.skip_detection_size:
+        for name in ('dyvit_tiny', 'mmdet_swin_tiny'):
+            rows.append(run_worker(script, dict(common, model=name, mode='fwdbwd', size=(800, 1333), batch=1,
+                                                repeats=max(2, args.repeats // 2))))
+            print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
+    report = dict(device=device_name(), batch=args.batch, repeats=args.repeats, amp=args.amp, rows=rows,
+                  summary=summarise(rows))
+    print(json.dumps(report['summary'], indent=1))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, 'w') as f:
+            json.dump(report, f, indent=1)
+    return report
+
+
+def summarise(rows):
+    def get(model, mode, size=(224, 224)):
+        for r in rows:
+            if r['model'] == model and r['mode'] == mode and tuple(r['size']) == tuple(size) and 'error' not in r:
+                return r
+        return None
+
+    out = {}
+    for model in MASKED:
+        dense, masked = get(model, 'fwd'), get(model, 'masked')
+        if dense and masked:
+            out[f'{model} masked/dense time'] = masked['median_s'] / dense['median_s']
+    pairs = [('dyvit_base', 'vit_base_patch16_224', 'imgs_per_s', 'fwd'),
+             ('dyvit_tiny', 'swin_tiny_patch4_window7_224', 'imgs_per_s', 'fwd'),
+             ('dyvit_tiny', 'swin_tiny_patch4_window7_224', 'imgs_per_s', 'fwdbwd')]
+    for a, b, key, mode in pairs:
+        ra, rb = get(a, mode), get(b, mode)
+        if ra and rb:
+            out[f'{a}/{b} {mode} {key}'] = ra[key] / rb[key]
+    ra, rb = get('dyvit_tiny', 'fwdbwd', (800, 1333)), get('mmdet_swin_tiny', 'fwdbwd', (800, 1333))
+    if ra and rb:
+        out['1333x800 fwd+bwd peak memory dyvit_tiny/swin_tiny'] = ra['peak_mib'] / rb['peak_mib']
+    return out
+
+
+if __name__ == '__main__':
+    main()

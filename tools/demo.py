@@ -1,0 +1,135 @@
+"""The main job on embedded data: ``make demo`` runs it.
+
+    python tools/demo.py [--stages card pretrain ...] [--work-dir work_dirs/demo] [--device cpu]
+
+Stages (each skipped when its outputs exist; an interrupted training stage resumes from its last
+checkpoint):
+* ``card``: params/MACs table of every DyViT variant (mmengine's FlopAnalyzer, fused attention
+  counted) and a dense forward of DyViT-T on a real photo (scikit-image's astronaut), saving a
+  picture of the four feature maps.
+* ``data``: the demo datasets (tools/make_demo_data.py).
+* ``masks``: the paper's Figure 2 (per-unit masking frequency, random vs complementary).
+* ``pretrain``: CoMA pre-training of DyViT-N on the demo image folder, its reconstruction picture,
+  and the backbone checkpoint converted for downstream use.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+STAGES = ('card', 'data', 'masks', 'pretrain')
+
+
+def log(msg: str) -> None:
+    print(f'[demo {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def stage_card(work: str, device: str) -> dict:
+    import numpy as np
+    import torch
+    import coma  # noqa: F401
+    from coma.analysis import count_flops, count_params
+    from coma.models.backbones.dyvit import ARCH_SETTINGS, DyViT
+    rows = []
+    x = torch.randn(1, 3, 224, 224)
+    for arch in ARCH_SETTINGS:
+        m = DyViT(arch)
+        rows.append(dict(arch=arch, params_m=round(count_params(m) / 1e6, 2),
+                         gmacs_224=round(count_flops(m, (x,)) / 1e9, 2), **{k: ARCH_SETTINGS[arch][k] for k in ('embed_dim', 'depths')}))
+    print('\n| variant | width C | depths | params (M) | GMACs @224 |\n| --- | --- | --- | --- | --- |')
+    for r in rows:
+        print(f"| DyViT-{r['arch'][0].upper()} ({r['arch']}) | {r['embed_dim']} | {tuple(r['depths'])} | {r['params_m']} | {r['gmacs_224']} |")
+    # dense forward on a real photo, four feature maps
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from skimage import data
+    img = data.astronaut()  # 512x512 RGB
+    t = torch.from_numpy(img).permute(2, 0, 1).float()[None]
+    t = (t - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    torch.manual_seed(0)
+    model = DyViT('tiny').eval().to(device)
+    with torch.no_grad():
+        feats = model(t.to(device))
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6))
+    axes[0].imshow(img)
+    axes[0].set_title('input 512x512')
+    for ax, f, r in zip(axes[1:], feats, (4, 8, 16, 32)):
+        ax.imshow(f[0].norm(dim=0).cpu().numpy(), cmap='viridis')
+        ax.set_title(f'stride {r}: {tuple(f.shape[1:])}')
+    for ax in axes:
+        ax.axis('off')
+    fig.suptitle('DyViT-T dense forward (random init): per-location feature norm of the 4 NCHW maps')
+    out = osp.join(work, 'dyvit_feature_maps.png')
+    fig.savefig(out, dpi=90, bbox_inches='tight')
+    plt.close(fig)
+    log(f'feature maps {[tuple(f.shape) for f in feats]} -> {out}')
+    with open(osp.join(work, 'model_card.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+    return dict(variants=rows, picture=out, finite=bool(all(np.isfinite(f.cpu().numpy()).all() for f in feats)))
+
+
+def run(cmd, **kw):
+    log('$ ' + ' '.join(cmd))
+    subprocess.run(cmd, check=True, cwd=ROOT, **kw)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--stages', nargs='+', default=list(STAGES), choices=STAGES)
+    p.add_argument('--work-dir', default='work_dirs/demo')
+    p.add_argument('--data-root', default='data/demo')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--force', action='store_true', help='rerun stages whose outputs exist')
+    args = p.parse_args(argv)
+    work = osp.abspath(args.work_dir)
+    os.makedirs(work, exist_ok=True)
+    timings = {}
+    for stage in args.stages:
+        start = time.time()
+        log(f'stage {stage}')
+        done = osp.join(work, f'.{stage}.done')
+        if osp.exists(done) and not args.force:
+            log(f'stage {stage}: already done ({done}); --force reruns it')
+            continue
+        STAGE_FUNCS[stage](args, work)
+        open(done, 'w').write(time.strftime('%Y-%m-%d %H:%M:%S'))
+        timings[stage] = time.time() - start
+        log(f'stage {stage} finished in {timings[stage]:.0f} s')
+    print('\nstage wall times (s):', json.dumps({k: round(v) for k, v in timings.items()}))
+
+
+def _card(args, work):
+    stage_card(work, args.device)
+
+
+def _data(args, work):
+    run([sys.executable, 'tools/make_demo_data.py', '--imagenet', osp.join(args.data_root, 'imagenet')])
+
+
+def _masks(args, work):
+    run([sys.executable, 'tools/visualize_masks.py', '--out', osp.join(work, 'mask_frequency.png')])
+
+
+def _pretrain(args, work):
+    cfg = 'imagenet_configs/coma_dyvit-n_1xb32-coslr-30e_demo.py'
+    wd = osp.join(work, 'pretrain')
+    resume = ['--resume'] if osp.exists(osp.join(wd, 'last_checkpoint')) else []
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd,
+         '--cfg-options', f"train_dataloader.dataset.data_root={osp.join(args.data_root, 'imagenet')}"] + resume)
+    ckpt = open(osp.join(wd, 'last_checkpoint')).read().strip()
+    image = osp.join(args.data_root, 'imagenet', 'val', 'chelsea', 'chelsea_0000.jpg')
+    run([sys.executable, 'tools/visualize_reconstruction.py', ckpt, image, '--size', '128',
+         '--out', osp.join(work, 'reconstruction.png')])
+    run([sys.executable, 'tools/convert_checkpoint.py', ckpt, osp.join(work, 'dyvit-n_coma_backbone.pth')])
+
+
+STAGE_FUNCS = dict(card=_card, data=_data, masks=_masks, pretrain=_pretrain)
+
+if __name__ == '__main__':
+    main()
