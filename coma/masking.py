@@ -28,7 +28,7 @@ def num_hidden(grid: Tuple[int, int], ratio: float) -> int:
 
 
 def random_masks(batch: int, grid: Tuple[int, int], ratio: float, generator: Optional[torch.Generator] = None,
-                 device: Optional[torch.device] = None) -> torch.Tensor:
+                 device: Optional[torch.device] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """MAE-style random masks with exactly ``round(ratio * gh * gw)`` hidden units per sample.
 
     Args:
@@ -37,21 +37,27 @@ def random_masks(batch: int, grid: Tuple[int, int], ratio: float, generator: Opt
         ratio: hidden fraction.
         generator: optional RNG (on ``device``).
         device: where the mask lives.
+        noise: optional ``(B, gh*gw)`` uniform noise to rank the units by (lowest hidden) instead
+            of drawing it.
 
     Returns:
         ``(B, gh, gw)`` bool, True = hidden.
     """
     k = num_hidden(grid, ratio)
     n = grid[0] * grid[1]
-    noise = torch.rand(batch, n, generator=generator, device=device)
+    if noise is None:
+        noise = torch.rand(batch, n, generator=generator, device=device)
+    elif noise.shape != (batch, n):
+        raise ValueError(f'noise must be ({batch}, {n}), got {tuple(noise.shape)}')
+    device = noise.device
     hidden = noise.argsort(dim=1)[:, :k]
     mask = torch.zeros(batch, n, dtype=torch.bool, device=device)
     return mask.scatter_(1, hidden, True).view(batch, *grid)
 
 
 def complementary_masks(batch: int, grid: Tuple[int, int], ratio: float,
-                        generator: Optional[torch.Generator] = None,
-                        device: Optional[torch.device] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                        generator: Optional[torch.Generator] = None, device: Optional[torch.device] = None,
+                        noise: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A random mask and its complement.
 
     Args:
@@ -60,10 +66,11 @@ def complementary_masks(batch: int, grid: Tuple[int, int], ratio: float,
         ratio: hidden fraction of the first mask (the adaptive model's).
         generator: optional RNG (on ``device``).
         device: where the masks live.
+        noise: as in :func:`random_masks`.
 
     Returns:
         ``(mask, complement)``, both ``(B, gh, gw)`` bool with True = hidden;
         ``complement == ~mask``.
     """
-    mask = random_masks(batch, grid, ratio, generator, device)
+    mask = random_masks(batch, grid, ratio, generator, device, noise)
     return mask, ~mask

@@ -79,10 +79,11 @@ def render(model, image_path: str, size: int, out: str, seed: int = 0) -> str:
         units[m.flatten(1)] = pred[m.flatten(1)].view(-1, *shape)  # keep the visible units
         return units_to_image(units, grid)
 
-    panels = [('original', x), ('M_t view (40% visible)', view(mask)),
+    seen = 100 * float((~mask).float().mean())
+    panels = [('original', x), (f'M_t view ({seen:.0f}% visible)', view(mask)),
               ('M_t reconstruction', recon(model.backbone, model.decoder, mask))]
     if hasattr(model, 'frozen_backbone'):
-        panels += [('M_{t-1} view (complement)', view(comp)),
+        panels += [(f'M_{{t-1}} view (complement, {100 - seen:.0f}%)', view(comp)),
                    ('M_{t-1} reconstruction', recon(model.frozen_backbone, model.frozen_decoder, comp))]
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
     for ax, (title, t) in zip(np.atleast_1d(axes), panels):

@@ -142,7 +142,7 @@ class PackInputs(BaseTransform):
         meta_keys: keys copied into the data sample's metainfo.
     """
 
-    def __init__(self, meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape')) -> None:
+    def __init__(self, meta_keys: Sequence[str] = ('img_path', 'ori_shape', 'img_shape', 'sample_idx')) -> None:
         self.meta_keys = tuple(meta_keys)
 
     def transform(self, results: Dict) -> Dict:

@@ -6,7 +6,7 @@ checkpoint holds, so ``load_from``, ``--resume`` and ``mim test`` fail. Turning 
 let a checkpoint run arbitrary code, so instead we keep ``weights_only=True`` and allow-list
 exactly the globals that mmengine checkpoints contain.
 
-:func:`install` registers :func:`load_local_checkpoint` as mmengine's loader for local paths
+:func:`install` registers :func:`load_from_local_safe` as mmengine's loader for local paths
 (``CheckpointLoader``'s extension point). It runs on ``import coma``, which configs reach through
 ``custom_imports``, so mmdet's and mmseg's own train/test scripts get it too.
 
@@ -108,7 +108,7 @@ def safe_torch_load(file: Any, map_location: Optional[Any] = None, name: Optiona
                            f'checkpoint ({type(err).__name__}: {err})') from err
 
 
-def load_local_checkpoint(filename: str, map_location: Optional[Any] = None) -> Any:
+def load_from_local_safe(filename: str, map_location: Optional[Any] = None) -> Any:
     """mmengine ``CheckpointLoader`` backend for local paths (replaces ``load_from_local``)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -117,5 +117,5 @@ def load_local_checkpoint(filename: str, map_location: Optional[Any] = None) -> 
 
 
 def install() -> None:
-    """Registers :func:`load_local_checkpoint` for mmengine's local (prefix-less) paths."""
-    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+    """Registers :func:`load_from_local_safe` for mmengine's local (prefix-less) paths."""
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe, force=True)

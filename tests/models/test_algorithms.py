@@ -125,6 +125,20 @@ def test_masks_follow_the_saved_step_count():
     assert torch.equal(b.sample_masks(x), m1)
 
 
+def test_masks_do_not_depend_on_the_batch_split():
+    from mmengine.structures import BaseDataElement
+    model = build()
+    model.train()
+    x = torch.randn(4, 3, 96, 96)
+    samples = [BaseDataElement(metainfo=dict(sample_idx=i)) for i in (10, 11, 12, 13)]
+    whole = model.sample_masks(x, samples)
+    model.mask_step.fill_(0)
+    first = model.sample_masks(x[:2], samples[:2])
+    model.mask_step.fill_(0)
+    second = model.sample_masks(x[2:], samples[2:])
+    assert torch.equal(whole, torch.cat([first, second]))
+
+
 def _real_images(n=16, size=96):
     skimage = pytest.importorskip('skimage')
     rng = np.random.default_rng(0)

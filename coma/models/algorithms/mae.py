@@ -72,20 +72,33 @@ class MAE(BaseModel):
             raise ValueError(f'pre-training images must be multiples of the {self.unit}-px unit, got {h}x{w}')
         return h // self.unit, w // self.unit
 
-    def mask_generator(self, device: torch.device) -> Optional[torch.Generator]:
-        """The RNG of this training step (advances the step count), or None outside training."""
+    def mask_noise(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
+        """The uniform noise that ranks each sample's units (lowest hidden), ``(B, gh*gw)``.
+
+        In training it is reproducible: sample ``i`` of step ``s`` draws from a generator seeded with
+        ``(mask_seed, s, sample_idx)`` when the data samples carry ``sample_idx`` (then the masks do
+        not depend on how the batch is split over processes), else ``(mask_seed, s, rank)``. The
+        step count is a checkpointed buffer, so a resumed run draws the masks an uninterrupted one
+        would.
+        """
+        b = inputs.shape[0]
+        n = self.grid(inputs)[0] * self.grid(inputs)[1]
         if not self.training:
-            return None
+            return torch.rand(b, n, device=inputs.device)
         step = int(self.mask_step)
         self.mask_step += 1
-        rank = get_rank()
-        return torch.Generator(device=device).manual_seed(
-            (self.mask_seed * 1_000_003 + step) * 65_537 + rank)
+        base = (self.mask_seed * 1_000_003 + step) * 1_000_033
+        ids = [s.metainfo.get('sample_idx') for s in data_samples] if data_samples else []
+        if ids and all(i is not None for i in ids):
+            rows = [torch.rand(n, generator=torch.Generator().manual_seed(base + int(i))) for i in ids]
+            return torch.stack(rows).to(inputs.device)
+        generator = torch.Generator(device=inputs.device).manual_seed(base + 7919 * get_rank())
+        return torch.rand(b, n, generator=generator, device=inputs.device)
 
-    def sample_masks(self, inputs: torch.Tensor) -> torch.Tensor:
-        """MAE's random masks ``(B, gh, gw)``, True = hidden."""
+    def sample_masks(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
+        """M_t's random masks ``(B, gh, gw)``, True = hidden."""
         return random_masks(inputs.shape[0], self.grid(inputs), self.mask_ratio,
-                            self.mask_generator(inputs.device), device=inputs.device)
+                            noise=self.mask_noise(inputs, data_samples))
 
     def reconstruct(self, inputs: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """M_t's forward: decoded tokens ``(B, N, D)`` and the unit pixel targets ``(B, N, P)``."""
@@ -94,7 +107,7 @@ class MAE(BaseModel):
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
         """``loss_pix`` on the hidden units."""
-        mask = self.sample_masks(inputs)
+        mask = self.sample_masks(inputs, data_samples)
         decoded, target = self.reconstruct(inputs, mask)
         hidden = mask.flatten(1)
         return dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
@@ -168,11 +181,6 @@ class CoMA(MAE):
         self.frozen_decoder.eval()
         return self
 
-    def sample_masks(self, inputs: torch.Tensor) -> torch.Tensor:
-        """M_t's mask; M_{t-1} gets its complement."""
-        return complementary_masks(inputs.shape[0], self.grid(inputs), self.mask_ratio,
-                                   self.mask_generator(inputs.device), device=inputs.device)[0]
-
     @torch.no_grad()
     def update_frozen(self) -> None:
         """``theta_{t-1} <- m * theta_{t-1} + (1 - m) * theta_t`` (called once per training forward)."""
@@ -181,8 +189,8 @@ class CoMA(MAE):
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
         """``loss_pix`` and ``loss_lat`` (optimised) and ``loss_eval`` (logged)."""
-        mask = self.sample_masks(inputs)
-        complement = ~mask
+        mask, complement = complementary_masks(inputs.shape[0], self.grid(inputs), self.mask_ratio,
+                                               noise=self.mask_noise(inputs, data_samples))
         hidden, seen = mask.flatten(1), complement.flatten(1)
         decoded, target = self.reconstruct(inputs, mask)
         decoded_hidden = _rows(decoded, hidden)

@@ -1,0 +1,117 @@
+"""The ImageNet pre-training loop on the real mmengine Runner: resume, torchrun, conversion, pictures."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import coma  # noqa: F401
+from coma.engine import safe_torch_load
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+BASE = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-30e_demo.py')
+# the demo config with a deterministic pipeline (no random crop/flip): two runs see identical batches
+TEST_CFG = f"""_base_ = '{BASE}'
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImage'), dict(type='ResizeCenterCrop', size=64), dict(type='PackInputs')]))
+"""
+
+
+@pytest.fixture(scope='module')
+def image_folder(tmp_path_factory):
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from make_demo_data import make_imagenet
+    out = str(tmp_path_factory.mktemp('imagenet'))
+    make_imagenet(out, per_class=(3, 1), size=64)
+    with open(osp.join(out, 'cfg.py'), 'w') as f:
+        f.write(TEST_CFG)
+    return out
+
+
+def train(work_dir, data_root, epochs, batch=4, extra=(), nproc=1, resume=False):
+    opts = [f'train_dataloader.dataset.data_root={data_root}', f'train_cfg.max_epochs={epochs}',
+            f'train_dataloader.batch_size={batch}', 'train_dataloader.num_workers=0',
+            'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5',
+            'default_hooks.logger.interval=1', *extra]
+    args = [osp.join(ROOT, 'tools', 'train.py'), osp.join(data_root, 'cfg.py'), '--work-dir', str(work_dir), '--cfg-options', *opts]
+    if resume:
+        args.append('--resume')
+    if nproc > 1:
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', str(nproc),
+               '--master-port', '29561', *args, '--launcher', 'pytorch']
+    else:
+        cmd = [sys.executable, *args]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def losses(work_dir):
+    rows = []
+    for root, _, files in os.walk(work_dir):
+        if 'scalars.json' in files:
+            with open(osp.join(root, 'scalars.json')) as f:
+                rows += [json.loads(line) for line in f]
+    return {r['step']: r['loss'] for r in rows if 'loss' in r}
+
+
+def weights(path):
+    return safe_torch_load(path, map_location='cpu')['state_dict']
+
+
+def test_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
+    full, part = tmp_path / 'full', tmp_path / 'part'
+    train(full, image_folder, 3)
+    train(part, image_folder, 1)  # the run stops (is killed) after epoch 1 ...
+    train(part, image_folder, 3, resume=True)  # ... and resumes
+    lf, lp = losses(full), losses(part)
+    assert len(lf) == 3 * 7 and set(lf) == set(lp)
+    for step in lf:
+        assert lp[step] == pytest.approx(lf[step], rel=1e-5, abs=1e-6), step
+    wf, wp = weights(full / 'epoch_3.pth'), weights(part / 'epoch_3.pth')
+    assert set(wf) == set(wp) and any(k.startswith('frozen_backbone.') for k in wf)
+    for key in wf:
+        torch.testing.assert_close(wp[key], wf[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert int(wf['mask_step']) == 21
+
+
+def test_torchrun_two_processes_match_one(image_folder, tmp_path):
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    train(one, image_folder, 1, batch=4, extra=['train_dataloader.sampler.shuffle=False'])
+    log = train(two, image_folder, 1, batch=2, nproc=2, extra=['train_dataloader.sampler.shuffle=False'])
+    assert 'Distributed training is not used' not in log
+    w1, w2 = weights(one / 'epoch_1.pth'), weights(two / 'epoch_1.pth')
+    for key in w1:
+        if key.startswith('backbone.'):
+            torch.testing.assert_close(w2[key], w1[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def test_convert_and_load_into_downstream_backbones(image_folder, tmp_path):
+    work = tmp_path / 'w'
+    train(work, image_folder, 1)
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from convert_checkpoint import convert
+    out = tmp_path / 'backbone.pth'
+    summary = convert(str(work / 'epoch_1.pth'), str(out))
+    assert summary['missing'] == ['norm0.bias', 'norm0.weight', 'norm1.bias', 'norm1.weight',
+                                  'norm2.bias', 'norm2.weight']  # output norms pre-training never used
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    for registry in (DET, SEG):
+        bb = registry.build(dict(type='DyViT', arch='nano', init_cfg=dict(type='Pretrained', checkpoint=str(out))))
+        bb.init_weights()
+        torch.testing.assert_close(bb.stages[1].blocks[0].attn.q.weight,
+                                   weights(str(out))['stages.1.blocks.0.attn.q.weight'])
+    # a wrong architecture fails with the mismatched keys and shapes
+    from coma.models.checkpoint import load_backbone_checkpoint
+    from coma.models import DyViT
+    with pytest.raises(ValueError, match=r'shape mismatches \[.*checkpoint \(.*\) vs model'):
+        load_backbone_checkpoint(DyViT('tiny'), str(out))
+    # pictures
+    subprocess.run([sys.executable, 'tools/visualize_reconstruction.py', str(work / 'epoch_1.pth'),
+                    osp.join(image_folder, 'val', 'chelsea', 'chelsea_0000.jpg'), '--size', '64',
+                    '--out', str(tmp_path / 'recon.png')], cwd=ROOT, check=True, capture_output=True)
+    assert (tmp_path / 'recon.png').stat().st_size > 1000
