@@ -37,8 +37,21 @@ def time_median(fn: Callable[[], None], repeats: int, warmup: int = 1) -> Dict[s
     return dict(median_s=statistics.median(times), times_s=times)
 
 
-def run_worker(script: str, spec: Dict, timeout: int = 1800) -> Dict:
-    """Runs ``script --worker SPEC`` in a fresh process (so peak memory is its own); returns its JSON."""
+def run_worker(script: str, spec: Dict, timeout: int = 1800, worker: Callable[[Dict], Dict] = None) -> Dict:
+    """Runs ``script --worker SPEC`` in a fresh process (so peak memory is its own); returns its JSON.
+
+    On CUDA, where the allocator's peak statistics can be reset, ``worker`` runs in this process
+    instead (one interpreter start instead of one per row).
+    """
+    if worker is not None and spec.get('device') == 'cuda':
+        try:
+            return worker(spec)
+        except Exception as err:  # noqa: BLE001  (report the row as failed, go on with the others)
+            return dict(spec, error=f'{type(err).__name__}: {err}')
+        finally:
+            import gc
+            gc.collect()
+            torch.cuda.empty_cache()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     proc = subprocess.run([sys.executable, script, '--worker', json.dumps(spec)], capture_output=True, text=True,
                           timeout=timeout, env=env)

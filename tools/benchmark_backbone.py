@@ -8,7 +8,8 @@ Measures, each model in its own process:
   ``forward_masked``; timm Hiera's ``forward_features(mask=...)`` over its 32-px mask units);
 * forward+backward peak memory at 1333x800 (batch 1): DyViT-T against mmdet's Swin-T, the
   backbone its Mask R-CNN uses.
-Peak memory is the process's peak RSS growth on CPU, ``torch.cuda.max_memory_allocated`` on CUDA.
+Peak memory is the growth over the state after building the model and its input: peak RSS on CPU,
+``torch.cuda.max_memory_allocated`` on CUDA.
 Times are medians of ``--repeats`` runs after a warm-up.
 """
 import argparse
@@ -85,8 +86,10 @@ def worker(spec):
         base = peak_rss_mib()
     result = time_median(fn, spec['repeats'])
     peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20 if device.type == 'cuda' else peak_rss_mib() - base
-    print(json.dumps(dict(spec, **result, imgs_per_s=spec['batch'] / result['median_s'], peak_mib=peak,
-                          params_m=sum(p.numel() for p in model.parameters()) / 1e6)))
+    row = dict(spec, **result, imgs_per_s=spec['batch'] / result['median_s'], peak_mib=peak,
+               params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    print(json.dumps(row))
+    return row
 
 
 def main(argv=None):
@@ -108,12 +111,13 @@ def main(argv=None):
     rows = []
     for name in args.models:
         for mode in ('fwd', 'fwdbwd') + (('masked',) if name in MASKED else ()):
-            rows.append(run_worker(script, dict(common, model=name, mode=mode, size=(224, 224), batch=args.batch)))
+            rows.append(run_worker(script, dict(common, model=name, mode=mode, size=(224, 224), batch=args.batch),
+                                   worker=worker))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
     if not args.skip_detection_size:
         for name in ('dyvit_tiny', 'mmdet_swin_tiny'):
             rows.append(run_worker(script, dict(common, model=name, mode='fwdbwd', size=(800, 1333), batch=1,
-                                                repeats=max(2, args.repeats // 2))))
+                                                repeats=max(2, args.repeats // 2)), worker=worker))
             print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
     report = dict(device=device_name(), batch=args.batch, repeats=args.repeats, amp=args.amp, rows=rows,
                   summary=summarise(rows))

@@ -61,22 +61,24 @@ def worker(spec):
     torch.manual_seed(0)
     device = torch.device(spec['device'])
     model = MODELS.build(dict(SETTINGS[spec['setting']], decoder=DECODER)).to(device).train()
-    wrapper = dict(type='AutoAmpOptimWrapper' if spec['amp'] else 'OptimWrapper',
-                   optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05))
+    wrapper = dict(type='AutoAmpOptimWrapper', dtype='bfloat16') if spec['amp'] else dict(type='OptimWrapper')
+    wrapper.update(optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05))
     optim = build_optim_wrapper(model, wrapper)
     x = torch.randn(spec['batch'], 3, 224, 224, device=device)
     fn = lambda: model.train_step(dict(inputs=x), optim)  # noqa: E731
+    # peak memory above the state right after building the model and its inputs: activations,
+    # gradients and optimizer state of the training step
     if device.type == 'cuda':
-        fn()
+        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        fn()  # optimizer state allocated before the baseline
         base = peak_rss_mib()
-    result = time_median(fn, spec['repeats'], warmup=1)
+    result = time_median(fn, spec['repeats'], warmup=2)
     peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20 if device.type == 'cuda' else peak_rss_mib() - base
-    print(json.dumps(dict(spec, **result, peak_mib=peak,
-                          params_m=sum(p.numel() for p in model.parameters()) / 1e6)))
+    row = dict(spec, **result, peak_mib=peak, params_m=sum(p.numel() for p in model.parameters()) / 1e6)
+    print(json.dumps(row))
+    return row
 
 
 def main(argv=None):
@@ -95,7 +97,7 @@ def main(argv=None):
     rows = []
     for name in args.settings:
         rows.append(run_worker(os.path.abspath(__file__), dict(setting=name, batch=args.batch, repeats=args.repeats,
-                                                               device=args.device, amp=args.amp)))
+                                                               device=args.device, amp=args.amp), worker=worker))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
     ref = next((r for r in rows if r['setting'] == 'mae_vit-b-p16_r0.75' and 'error' not in r), None)
     summary = {}

@@ -25,7 +25,7 @@ CLASS_PHOTOS = ('astronaut', 'brick', 'camera', 'chelsea', 'coffee', 'grass', 'g
 BACKGROUNDS = ('brick', 'grass', 'gravel', 'coffee', 'chelsea', 'astronaut', 'rocket', 'retina')
 SHAPES = ('circle', 'rectangle', 'triangle')
 ADE_TEXTURES = ('brick', 'grass', 'gravel', 'hubble_deep_field')
-ADE_CLASSES = ('brick', 'grass', 'gravel', 'sky')  # label ids 1..4 on disk; 0 is "other"
+ADE_CLASSES = ('brick', 'grass', 'gravel', 'stars')  # label ids 1..4 on disk; 0 is "other"
 TRAIN_FRACTION = 0.7
 
 
@@ -113,12 +113,9 @@ def make_coco(out: str, n_train: int = 48, n_val: int = 16, seed: int = 0) -> No
                 ys, xs = np.nonzero(mask)
                 bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
                 crowd = int(split == 'train' and i % 7 == 3 and j == 0)
-                if crowd or j == 1:  # RLE for crowd regions and for some normal instances
+                if crowd or j == 1:  # compressed RLE for crowd regions and for some instances
                     rle = mask_utils.encode(np.asfortranarray(mask))
-                    segm = dict(size=rle['size'], counts=rle['counts'].decode())
-                    if not crowd:
-                        segm = dict(size=[h, w], counts=mask_utils.frPyObjects(segm, h, w)['counts'].decode()) \
-                            if isinstance(segm['counts'], list) else segm
+                    segm = dict(size=[h, w], counts=rle['counts'].decode())
                 else:
                     segm = _polygon(mask)
                 annotations.append(dict(id=len(annotations) + 1, image_id=image_id, category_id=cat + 1,

@@ -16,6 +16,7 @@ model = dict(
 optim_wrapper = dict(
     _delete_=True,
     type='AutoAmpOptimWrapper',
+    cpu_dtype=None,  # mmcv's CPU ops (NMS, RoIAlign) take float32 only
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9))

@@ -200,15 +200,16 @@ class DMMSA(nn.Module):
             g, length = plan.index.shape
             safe = plan.index.clamp(min=0)
             gq, gk, gv = q[safe], k[safe], v[safe]  # G, L, ...
-        # Put the in-unit token position in the batch: each token attends to L unit keys.
-        gq = gq.permute(0, 2, 3, 1, 4)  # G, T, hc, L, d
-        gk = gk.permute(0, 2, 1, 3)[:, None].expand(g, t, hc, length, d)
-        gv = gv.permute(0, 2, 1, 3)[:, None].expand(g, t, hc, length, d)
+        # Every token of a unit attends to the same L pooled keys: queries are the L*T tokens of
+        # the group, keys the L units. The unit-offset bias is shared by a unit's T tokens.
+        gq = gq.permute(0, 3, 1, 2, 4).reshape(g, hc, length * t, d)  # G, hc, L*T, d
+        gk, gv = gk.transpose(1, 2), gv.transpose(1, 2)  # G, hc, L, d
         bias = self.coarse_bias_table[plan.rel_index].permute(0, 3, 1, 2)  # G|1, hc, L, L
         if plan.key_mask is not None:
             bias = bias.masked_fill(~plan.key_mask[:, None], float('-inf'))
-        out = F.scaled_dot_product_attention(gq, gk, gv, attn_mask=bias[:, None].to(q.dtype), dropout_p=drop)
-        out = out.permute(0, 3, 1, 2, 4)  # G, L, T, hc, d
+        bias = bias.repeat_interleave(t, dim=2).to(q.dtype)  # G|1, hc, L*T, L
+        out = F.scaled_dot_product_attention(gq, gk, gv, attn_mask=bias, dropout_p=drop)
+        out = out.view(g, hc, length, t, d).permute(0, 2, 3, 1, 4)  # G, L, T, hc, d
         if plan.index is None:
             return out.reshape(n, t, hc, d)
         # Scatter the real slots back to their units (each unit sits in exactly one slot).
