@@ -1,0 +1,65 @@
+"""Mask R-CNN (mmdet) and UperNet (mmseg) with DyViT on the real mmengine Runner, on the demo data."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DET_CFG = osp.join(ROOT, 'mmdet_configs', 'dyvit', 'mask-rcnn_dyvit-n_fpn_demo.py')
+SEG_CFG = osp.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py')
+
+
+@pytest.fixture(scope='module')
+def demo_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp('demo')
+    subprocess.run([sys.executable, 'tools/make_demo_data.py', '--coco', str(out / 'coco'), '--ade', str(out / 'ade')],
+                   cwd=ROOT, check=True, capture_output=True)
+    return out
+
+
+def run(script, *args, timeout=900):
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def metrics(work_dir):
+    """The metrics mmengine's test loop wrote (the newest ``<timestamp>/<timestamp>.json``)."""
+    found = []
+    for root, _, files in os.walk(work_dir):
+        for f in files:
+            if f.endswith('.json') and f[:8].isdigit() and 'scalars' not in f:
+                found.append(osp.join(root, f))
+    with open(sorted(found)[-1]) as f:
+        return json.load(f)
+
+
+def test_mask_rcnn_two_iterations_and_coco_eval(demo_data, tmp_path):
+    root = demo_data / 'coco'
+    opts = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+            f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={root}/annotations/instances_val2017.json',
+            f'test_evaluator.ann_file={root}/annotations/instances_val2017.json',
+            'train_dataloader.dataset.indices=8', 'test_dataloader.dataset.indices=4', 'train_cfg.max_epochs=1']
+    run('train.py', DET_CFG, '--work-dir', str(tmp_path), '--cfg-options', *opts)
+    log = run('test.py', DET_CFG, str(tmp_path / 'epoch_1.pth'), '--work-dir', str(tmp_path / 'test'),
+              '--show-dir', str(tmp_path / 'vis'), '--cfg-options', *opts)
+    result = metrics(tmp_path / 'test')
+    assert 'coco/bbox_mAP' in result and 'coco/segm_mAP' in result, log[-2000:]
+    assert any(f.endswith('.jpg') or f.endswith('.png') for _, _, fs in os.walk(tmp_path / 'vis') for f in fs)
+
+
+def test_upernet_two_iterations_and_iou_eval(demo_data, tmp_path):
+    root = demo_data / 'ade'
+    opts = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+            f'test_dataloader.dataset.data_root={root}', 'train_dataloader.dataset.indices=16',
+            'test_dataloader.dataset.indices=4', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+            'default_hooks.checkpoint.interval=2']
+    run('train.py', SEG_CFG, '--work-dir', str(tmp_path), '--cfg-options', *opts)
+    run('test.py', SEG_CFG, str(tmp_path / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
+        '--show-dir', str(tmp_path / 'vis'), '--cfg-options', *opts)
+    result = metrics(tmp_path / 'test')
+    assert {'mIoU', 'aAcc', 'mAcc'} <= set(result)
