@@ -11,6 +11,12 @@ checkpoint):
 * ``masks``: the paper's Figure 2 (per-unit masking frequency, random vs complementary).
 * ``pretrain``: CoMA pre-training of DyViT-N on the demo image folder, its reconstruction picture,
   and the backbone checkpoint converted for downstream use.
+* ``det``: Mask R-CNN (DyViT-N) from the CoMA checkpoint on the demo COCO data, evaluated with
+  CocoMetric, with a prediction picture.
+* ``seg``: UperNet (DyViT-N) from the CoMA checkpoint on the demo ADE20K data, evaluated with
+  IoUMetric, with a prediction picture.
+* ``det-scratch`` / ``seg-scratch``: the same from random initialisation, for comparison.
+* ``report``: the final table.
 """
 import argparse
 import json
@@ -22,7 +28,9 @@ import time
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
-STAGES = ('card', 'data', 'masks', 'pretrain')
+STAGES = ('card', 'data', 'masks', 'pretrain', 'det', 'seg', 'det-scratch', 'seg-scratch', 'report')
+DET_CFG = 'mmdet_configs/dyvit/mask-rcnn_dyvit-n_fpn_demo.py'
+SEG_CFG = 'mmseg_configs/dyvit/upernet_dyvit-n_demo.py'
 
 
 def log(msg: str) -> None:
@@ -94,12 +102,18 @@ def main(argv=None):
         start = time.time()
         log(f'stage {stage}')
         done = osp.join(work, f'.{stage}.done')
-        if osp.exists(done) and not args.force:
+        if osp.exists(done) and not args.force and stage != 'report':
             log(f'stage {stage}: already done ({done}); --force reruns it')
             continue
         STAGE_FUNCS[stage](args, work)
-        open(done, 'w').write(time.strftime('%Y-%m-%d %H:%M:%S'))
         timings[stage] = time.time() - start
+        if stage != 'report':
+            open(done, 'w').write(time.strftime('%Y-%m-%d %H:%M:%S'))
+            times_path = osp.join(work, 'stage_times.json')
+            times = json.load(open(times_path)) if osp.exists(times_path) else {}
+            times[stage] = timings[stage]
+            with open(times_path, 'w') as f:
+                json.dump(times, f)
         log(f'stage {stage} finished in {timings[stage]:.0f} s')
     print('\nstage wall times (s):', json.dumps({k: round(v) for k, v in timings.items()}))
 
@@ -109,7 +123,8 @@ def _card(args, work):
 
 
 def _data(args, work):
-    run([sys.executable, 'tools/make_demo_data.py', '--imagenet', osp.join(args.data_root, 'imagenet')])
+    run([sys.executable, 'tools/make_demo_data.py', '--imagenet', osp.join(args.data_root, 'imagenet'),
+         '--coco', osp.join(args.data_root, 'coco'), '--ade', osp.join(args.data_root, 'ade')])
 
 
 def _masks(args, work):
@@ -129,7 +144,58 @@ def _pretrain(args, work):
     run([sys.executable, 'tools/convert_checkpoint.py', ckpt, osp.join(work, 'dyvit-n_coma_backbone.pth')])
 
 
-STAGE_FUNCS = dict(card=_card, data=_data, masks=_masks, pretrain=_pretrain)
+def latest_metrics(work_dir: str) -> dict:
+    """The newest metrics json mmengine's test loop wrote under ``work_dir``."""
+    found = [osp.join(r, f) for r, _, fs in os.walk(work_dir) for f in fs
+             if f.endswith('.json') and f[:8].isdigit() and 'scalars' not in f]
+    with open(sorted(found, key=osp.getmtime)[-1]) as f:
+        return json.load(f)
+
+
+def downstream(args, work, task: str, pretrained: bool) -> dict:
+    """Trains and tests the demo detector or segmenter (resuming an interrupted run)."""
+    cfg = DET_CFG if task == 'det' else SEG_CFG
+    name = f'{task}-{"coma" if pretrained else "scratch"}'
+    wd = osp.join(work, name)
+    root = osp.join(args.data_root, 'coco' if task == 'det' else 'ade')
+    opts = [f'{k}.dataset.data_root={root}' for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    if task == 'det':
+        ann = osp.join(root, 'annotations', 'instances_val2017.json')
+        opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
+    if pretrained:
+        opts.append(f"model.backbone.init_cfg.checkpoint={osp.join(work, 'dyvit-n_coma_backbone.pth')}")
+    resume = ['--resume'] if osp.exists(osp.join(wd, 'last_checkpoint')) else []
+    run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd, '--cfg-options', *opts] + resume)
+    ckpt = open(osp.join(wd, 'last_checkpoint')).read().strip()
+    run([sys.executable, 'tools/test.py', cfg, ckpt, '--work-dir', osp.join(wd, 'test'),
+         '--show-dir', osp.join(work, f'{name}_predictions'), '--cfg-options', *opts])
+    metrics = latest_metrics(osp.join(wd, 'test'))
+    with open(osp.join(work, f'{name}_metrics.json'), 'w') as f:
+        json.dump(metrics, f, indent=1)
+    log(f'{name}: {metrics}')
+    return metrics
+
+
+def _report(args, work):
+    rows = []
+    for name in ('det-coma', 'det-scratch', 'seg-coma', 'seg-scratch'):
+        path = osp.join(work, f'{name}_metrics.json')
+        if osp.exists(path):
+            rows.append((name, json.load(open(path))))
+    times = json.load(open(osp.join(work, 'stage_times.json'))) if osp.exists(osp.join(work, 'stage_times.json')) else {}
+    print('\n| model (DyViT-N, demo data) | init | bbox mAP | segm mAP | mIoU |\n| --- | --- | --- | --- | --- |')
+    for name, m in rows:
+        task, init = name.split('-')
+        print(f"| {'Mask R-CNN' if task == 'det' else 'UperNet'} | {'CoMA pre-trained' if init == 'coma' else 'random'} | "
+              f"{m.get('coco/bbox_mAP', '')} | {m.get('coco/segm_mAP', '')} | {m.get('mIoU', '')} |")
+    print('\nstage wall times (s):', json.dumps({k: round(v) for k, v in times.items()}))
+
+
+STAGE_FUNCS = dict(card=_card, data=_data, masks=_masks, pretrain=_pretrain,
+                   det=lambda a, w: downstream(a, w, 'det', True), seg=lambda a, w: downstream(a, w, 'seg', True),
+                   **{'det-scratch': lambda a, w: downstream(a, w, 'det', False),
+                      'seg-scratch': lambda a, w: downstream(a, w, 'seg', False)},
+                   report=_report)
 
 if __name__ == '__main__':
     main()
