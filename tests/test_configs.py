@@ -22,9 +22,9 @@ def test_config_builds(path):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import DATASETS, MODELS, TRANSFORMS, init_default_scope
     cfg = Config.fromfile(path)
-    scope = cfg.get('default_scope')
-    if scope:
-        init_default_scope(scope)
+    # as the Runner does: no default_scope means mmengine's root registries
+    scope = cfg.get('default_scope') or 'mmengine'
+    init_default_scope(scope)
     with MODELS.switch_scope_and_registry(scope) as models:
         model = models.build(cfg.model)  # pre-trained weights are given on the command line
     if cfg.get('optim_wrapper'):

@@ -36,7 +36,8 @@ log "build tools (setuptools<82: mmcv's setup.py imports pkg_resources)"
 
 if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
   log "torch and torchvision"
-  "${PIP[@]}" torch==2.14.1 torchvision==0.29.1
+  # torch asks for setuptools>=77.0.3; keep it below 82 in the same resolution.
+  "${PIP[@]}" torch==2.14.1 torchvision==0.29.1 "setuptools<82"
 fi
 
 if ! (cd / && "$PY" -c "import mmcv, sys; from mmcv.ops import RoIAlign, nms; sys.exit(mmcv.__version__ != '$MMCV_VERSION')") 2>/dev/null; then
@@ -74,6 +75,6 @@ fi
 log "the rest of the pinned stack"
 "${PIP[@]}" -r "$here/requirements.txt"
 "${PIP[@]}" --no-deps -e "$here"
-(cd / && "$PY" -c "from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmengine, timm, coma")
+(cd / && "$PY" -c "import pkg_resources; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmengine, timm, coma")
 touch "$STAMP"
 log "done: $VENV"

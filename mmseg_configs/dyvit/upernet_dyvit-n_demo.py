@@ -1,6 +1,7 @@
 # UperNet (+ auxiliary FCN head) with DyViT-N on the bundled ADE20K-format demo data
 # (tools/make_demo_data.py --ade; ADE20K's folder layout and reduce_zero_label, our own 4 classes,
-# hence the generic BaseSegDataset), sized for 2 CPU cores: 128x128 crops, 64/32-channel heads, BN.
+# hence the generic BaseSegDataset), sized for 2 CPU cores: 128x128 crops, 64/32-channel heads.
+# The heads keep the base config's SyncBN: on one process the Runner reverts it to BN by itself.
 # A real ADE20K folder (ADEChallengeData2016) works with upernet_dyvit-{t,s,b}_8xb2-160k_ade20k-512x512.py.
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['coma'], allow_failed_imports=False)
@@ -8,15 +9,14 @@ data_root = 'data/demo/ade/'
 classes = ('brick', 'grass', 'gravel', 'stars')
 metainfo = dict(classes=classes, palette=[[120, 120, 120], [4, 200, 3], [180, 120, 120], [6, 230, 230]])
 crop_size = (128, 128)
-norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     pretrained=None,
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
         _delete_=True, type='DyViT', arch='nano', out_indices=(0, 1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=None)),
-    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=len(classes), norm_cfg=norm_cfg),
-    auxiliary_head=dict(in_channels=128, channels=32, num_classes=len(classes), norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=[32, 64, 128, 256], channels=64, num_classes=len(classes)),
+    auxiliary_head=dict(in_channels=128, channels=32, num_classes=len(classes)),
     test_cfg=dict(mode='slide', crop_size=crop_size, stride=(96, 96)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),

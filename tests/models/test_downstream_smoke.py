@@ -58,3 +58,54 @@ def test_upernet_loss_step(tmp_path):
     assert torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in model.backbone.parameters())
+
+
+ROOT = __import__('os').path.dirname(__import__('os').path.dirname(__import__('os').path.dirname(__import__('os').path.abspath(__file__))))
+
+
+def test_upernet_slide_inference_at_odd_size():
+    import os
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(os.path.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py'))
+    model = revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
+    model.init_weights()
+    img = torch.randint(0, 255, (3, 517, 683), dtype=torch.uint8)
+    from mmseg.structures import SegDataSample
+    sample = SegDataSample(metainfo=dict(img_shape=(517, 683), ori_shape=(517, 683), pad_shape=(517, 683)))
+    with torch.no_grad():
+        out = model.test_step(dict(inputs=[img], data_samples=[sample]))
+    assert cfg.model.test_cfg.mode == 'slide'
+    assert out[0].pred_sem_seg.data.shape == (1, 517, 683)
+    assert int(out[0].pred_sem_seg.data.max()) < 4
+
+
+def _converted_checkpoint(tmp_path):
+    """A CoMA pre-training checkpoint of DyViT-N, converted for downstream use."""
+    import os
+    import sys
+    from mmengine.registry import MODELS as ROOT_MODELS
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    from convert_checkpoint import convert
+    coma_model = ROOT_MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+                                        decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4)))
+    src, dst = tmp_path / 'pretrain.pth', tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict=coma_model.state_dict(), meta=dict(epoch=1)), src)
+    convert(str(src), str(dst), dict(type='DyViT', arch='nano'))
+    return coma_model, dst
+
+
+def test_converted_coma_checkpoint_initialises_mask_rcnn_and_upernet(tmp_path):
+    import os
+    from mmdet.registry import MODELS as DET
+    from mmseg.registry import MODELS as SEG
+    coma_model, ckpt = _converted_checkpoint(tmp_path)
+    expected = coma_model.backbone.stages[2].blocks[3].attn.kv_coarse.weight
+    for scope, registry, cfg in (('mmdet', DET, 'mmdet_configs/dyvit/mask-rcnn_dyvit-n_fpn_demo.py'),
+                                 ('mmseg', SEG, 'mmseg_configs/dyvit/upernet_dyvit-n_demo.py')):
+        init_default_scope(scope)
+        c = Config.fromfile(os.path.join(ROOT, cfg))
+        c.model.backbone.init_cfg.checkpoint = str(ckpt)
+        model = registry.build(c.model)
+        model.init_weights()  # strict: raises on unexpected keys or shape mismatches
+        torch.testing.assert_close(model.backbone.stages[2].blocks[3].attn.kv_coarse.weight, expected)

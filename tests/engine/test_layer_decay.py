@@ -1,0 +1,55 @@
+"""Layer-wise lr decay: exact lr and weight decay of named parameters."""
+import pytest
+import torch.nn as nn
+from mmengine.optim import build_optim_wrapper
+
+import coma  # noqa: F401
+from coma.models import DyViT
+
+LR, WD, RATE = 1e-3, 0.05, 0.8
+
+
+class Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = DyViT('nano')  # depths (2, 2, 6, 2): 12 blocks, num_layers = 13
+        self.neck = nn.Linear(4, 4)
+
+
+def groups_by_name():
+    model = Detector()
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=LR, weight_decay=WD),
+        constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=RATE)))
+    out = {}
+    for g in wrapper.optimizer.param_groups:
+        for name in g['param_names']:
+            out[name] = (g['lr'], g['weight_decay'])
+    return model, out
+
+
+@pytest.mark.parametrize('name,layer,decay', [
+    ('backbone.patch_embed.weight', 0, True),
+    ('backbone.patch_embed.bias', 0, False),
+    ('backbone.stages.0.blocks.0.attn.q.weight', 1, True),
+    ('backbone.stages.0.blocks.1.mlp.fc1.weight', 2, True),
+    ('backbone.stages.0.downsample.reduction.weight', 3, True),   # with the first block after it
+    ('backbone.stages.1.blocks.0.attn.proj.weight', 3, True),
+    ('backbone.stages.2.blocks.5.norm1.weight', 10, False),
+    ('backbone.stages.2.blocks.5.attn.coarse_bias_table', 10, False),
+    ('backbone.stages.2.blocks.5.attn.gate.weight', 10, False),
+    ('backbone.stages.3.blocks.1.mlp.fc2.weight', 12, True),
+    ('backbone.norm3.weight', 13, False),
+    ('neck.weight', 13, True),
+])
+def test_exact_lr_and_weight_decay(name, layer, decay):
+    model, groups = groups_by_name()
+    assert model.backbone.num_layers == 13
+    lr, wd = groups[name]
+    assert lr == pytest.approx(LR * RATE ** (13 - layer))
+    assert wd == (WD if decay else 0.0)
+
+
+def test_every_trainable_parameter_is_in_one_group():
+    model, groups = groups_by_name()
+    assert set(groups) == {n for n, p in model.named_parameters() if p.requires_grad}
