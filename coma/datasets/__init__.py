@@ -1,5 +1,6 @@
 from .image_folder import ImageFolder
-from .transforms import LoadImage, PackInputs, RandomHorizontalFlip, RandomResizedCrop, ResizeCenterCrop
+from .transforms import (CheckSegLabels, LoadImage, PackInputs, RandomHorizontalFlip, RandomResizedCrop,
+                         ResizeCenterCrop)
 
-__all__ = ['ImageFolder', 'LoadImage', 'PackInputs', 'RandomHorizontalFlip', 'RandomResizedCrop',
+__all__ = ['CheckSegLabels', 'ImageFolder', 'LoadImage', 'PackInputs', 'RandomHorizontalFlip', 'RandomResizedCrop',
            'ResizeCenterCrop']

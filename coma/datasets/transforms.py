@@ -153,3 +153,28 @@ class PackInputs(BaseTransform):
         if 'gt_label' in results:
             sample.gt_label = torch.as_tensor(results['gt_label'], dtype=torch.long).view(-1)
         return dict(inputs=torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))), data_samples=sample)
+
+
+@TRANSFORMS.register_module()
+class CheckSegLabels(BaseTransform):
+    """Fails with the file's name when a segmentation map holds ids outside ``[0, num_classes)``.
+
+    Place it after ``LoadAnnotations`` (after ``reduce_zero_label``); ``ignore_index`` passes.
+
+    Args:
+        num_classes: number of classes.
+        ignore_index: the id that marks ignored pixels.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+
+    def transform(self, results: Dict) -> Dict:
+        seg = results['gt_seg_map']
+        ids = np.unique(seg)
+        bad = [int(i) for i in ids if i != self.ignore_index and not 0 <= i < self.num_classes]
+        if bad:
+            raise ValueError(f"label map {results.get('seg_map_path')} has ids {bad} outside [0, {self.num_classes}) "
+                             f'(after reduce_zero_label={results.get("reduce_zero_label")}); ignore_index is '
+                             f'{self.ignore_index}')
+        return results

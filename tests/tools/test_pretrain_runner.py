@@ -31,7 +31,7 @@ def image_folder(tmp_path_factory):
     return out
 
 
-def train(work_dir, data_root, epochs, batch=4, extra=(), nproc=1, resume=False):
+def train_cmd(work_dir, data_root, epochs, batch=4, extra=(), nproc=1, resume=False):
     opts = [f'train_dataloader.dataset.data_root={data_root}', f'train_cfg.max_epochs={epochs}',
             f'train_dataloader.batch_size={batch}', 'train_dataloader.num_workers=0',
             'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5',
@@ -44,7 +44,12 @@ def train(work_dir, data_root, epochs, batch=4, extra=(), nproc=1, resume=False)
                '--master-port', '29561', *args, '--launcher', 'pytorch']
     else:
         cmd = [sys.executable, *args]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    return cmd
+
+
+def train(work_dir, data_root, epochs, **kwargs):
+    proc = subprocess.run(train_cmd(work_dir, data_root, epochs, **kwargs), cwd=ROOT, capture_output=True,
+                          text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -76,6 +81,28 @@ def test_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
     for key in wf:
         torch.testing.assert_close(wp[key], wf[key], rtol=1e-5, atol=1e-6, msg=key)
     assert int(wf['mask_step']) == 21
+
+
+def test_sigkill_then_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
+    """SIGKILL at a random moment of epoch 2, resume: the same weights as an uninterrupted run."""
+    import random
+    import signal
+    import time
+    full, killed = tmp_path / 'full', tmp_path / 'killed'
+    train(full, image_folder, 3)
+    proc = subprocess.Popen(train_cmd(killed, image_folder, 3), cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (killed / 'epoch_1.pth').exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(random.Random().uniform(0.5, 3.0))  # somewhere in epoch 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / 'epoch_3.pth').exists()
+    train(killed, image_folder, 3, resume=True)
+    wf, wk = weights(full / 'epoch_3.pth'), weights(killed / 'epoch_3.pth')
+    for key in wf:
+        torch.testing.assert_close(wk[key], wf[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_torchrun_two_processes_match_one(image_folder, tmp_path):
