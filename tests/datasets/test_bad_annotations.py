@@ -16,6 +16,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
+    """A private copy of the demo data (these tests damage it)."""
     out = tmp_path_factory.mktemp('bad')
     subprocess.run([sys.executable, 'tools/make_demo_data.py', '--coco', str(out / 'coco'), '--ade', str(out / 'ade')],
                    cwd=ROOT, check=True, capture_output=True)

@@ -1,5 +1,4 @@
 """ImageFolder + the strict loader: labels, flat folders, corrupt files named or skipped and counted."""
-import os
 
 import cv2
 import numpy as np

@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from coma.analysis import count_flops, count_params
 from coma.models.backbones.dyvit import ARCH_SETTINGS, UNIT, DyViT, PatchMerging, resolve_arch

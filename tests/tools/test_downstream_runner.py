@@ -5,19 +5,12 @@ import os.path as osp
 import subprocess
 import sys
 
-import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CFG = osp.join(ROOT, 'mmdet_configs', 'dyvit', 'mask-rcnn_dyvit-n_fpn_demo.py')
 SEG_CFG = osp.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py')
 
 
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp('demo')
-    subprocess.run([sys.executable, 'tools/make_demo_data.py', '--coco', str(out / 'coco'), '--ade', str(out / 'ade')],
-                   cwd=ROOT, check=True, capture_output=True)
-    return out
 
 
 def run(script, *args, timeout=900):

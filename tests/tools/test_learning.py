@@ -8,7 +8,6 @@ classes' IoU.
 """
 import json
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
@@ -25,12 +24,6 @@ SEGM_MAP_MIN = 0.08
 MIOU_MIN = 40.0
 
 
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp('demo')
-    subprocess.run([sys.executable, 'tools/make_demo_data.py', '--coco', str(out / 'coco'), '--ade', str(out / 'ade')],
-                   cwd=ROOT, check=True, capture_output=True)
-    return out
 
 
 def _train_and_test(task, data_root, work):
