@@ -1,8 +1,9 @@
 from .hooks import FiniteLossHook
+from .launch import CPUDistributedDataParallel
 from .layer_decay import LayerDecayOptimWrapperConstructor
 from .optim_wrapper import AutoAmpOptimWrapper, CPUAutocastOptimWrapper
 from .safe_load import install, safe_torch_load, trusted_checkpoints
 
 install()
 
-__all__ = ['LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'AutoAmpOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']
+__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'AutoAmpOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']

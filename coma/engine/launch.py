@@ -4,7 +4,10 @@ import os.path as osp
 from typing import List, Optional
 
 import torch
+import torch.nn as nn
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction is re-exported for the tools)
+from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
+from mmengine.registry import MODEL_WRAPPERS
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -27,12 +30,23 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     return cfg
 
 
+@MODEL_WRAPPERS.register_module()
+class CPUDistributedDataParallel(MMDistributedDataParallel):
+    """``MMDistributedDataParallel`` for CPU processes: SyncBN (GPU-only in torch) becomes BN.
+
+    Each process then normalises with its own batch statistics.
+    """
+
+    def __init__(self, module: nn.Module, **kwargs) -> None:
+        super().__init__(module=revert_sync_batchnorm(module), **kwargs)
+
+
 def setup_distributed(cfg: Config) -> None:
     """Makes ``--launcher pytorch`` work on CPU-only machines (gloo), leaving the GPU path untouched.
 
     mmengine's ``init_dist`` calls ``torch.cuda.set_device``; on a machine without CUDA we create
-    the gloo process group first (the Runner then skips ``init_dist``) and give DDP
-    ``device_ids=None``.
+    the gloo process group first (the Runner then skips ``init_dist``), give DDP
+    ``device_ids=None`` and wrap with :class:`CPUDistributedDataParallel`.
     """
     if cfg.launcher == 'none' or torch.cuda.is_available():
         return
@@ -40,7 +54,8 @@ def setup_distributed(cfg: Config) -> None:
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
-    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    if wrapper.get('type', 'MMDistributedDataParallel') == 'MMDistributedDataParallel':
+        wrapper['type'] = 'CPUDistributedDataParallel'
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
 

@@ -56,3 +56,17 @@ def test_upernet_two_iterations_and_iou_eval(demo_data, tmp_path):
         '--show-dir', str(tmp_path / 'vis'), '--cfg-options', *opts)
     result = metrics(tmp_path / 'test')
     assert {'mIoU', 'aAcc', 'mAcc'} <= set(result)
+
+
+def test_upernet_torchrun_two_cpu_processes_with_syncbn(demo_data, tmp_path):
+    """The config keeps SyncBN; under torchrun on CPU our tools wrap with CPUDistributedDataParallel."""
+    root = demo_data / 'ade'
+    opts = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+            'train_dataloader.dataset.indices=8', 'val_dataloader.dataset.indices=2', 'train_cfg.max_iters=2',
+            'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc-per-node', '2', '--master-port',
+                           '29583', osp.join(ROOT, 'tools', 'train.py'), SEG_CFG, '--launcher', 'pytorch',
+                           '--work-dir', str(tmp_path), '--cfg-options', *opts],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / 'iter_2.pth').exists()
