@@ -94,6 +94,8 @@ def main(argv=None):
     p.add_argument('--data-root', default='data/demo')
     p.add_argument('--device', default='cpu')
     p.add_argument('--force', action='store_true', help='rerun stages whose outputs exist')
+    p.add_argument('--quick', action='store_true',
+                   help='a few iterations per training stage: checks the whole pipeline in minutes (no learning)')
     args = p.parse_args(argv)
     work = osp.abspath(args.work_dir)
     os.makedirs(work, exist_ok=True)
@@ -135,8 +137,10 @@ def _pretrain(args, work):
     cfg = 'imagenet_configs/coma_dyvit-n_1xb32-coslr-30e_demo.py'
     wd = osp.join(work, 'pretrain')
     resume = ['--resume'] if osp.exists(osp.join(wd, 'last_checkpoint')) else []
+    quick = ['train_cfg.max_epochs=2', 'default_hooks.checkpoint.interval=1'] if getattr(args, 'quick', False) else []
     run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd,
-         '--cfg-options', f"train_dataloader.dataset.data_root={osp.join(args.data_root, 'imagenet')}"] + resume)
+         '--cfg-options', f"train_dataloader.dataset.data_root={osp.join(args.data_root, 'imagenet')}", *quick]
+        + resume)
     ckpt = open(osp.join(wd, 'last_checkpoint')).read().strip()
     image = osp.join(args.data_root, 'imagenet', 'val', 'chelsea', 'chelsea_0000.jpg')
     run([sys.executable, 'tools/visualize_reconstruction.py', ckpt, image, '--size', '128',
@@ -164,6 +168,10 @@ def downstream(args, work, task: str, pretrained: bool) -> dict:
         opts += [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}']
     if pretrained:
         opts.append(f"model.backbone.init_cfg.checkpoint={osp.join(work, 'dyvit-n_coma_backbone.pth')}")
+    if getattr(args, 'quick', False):
+        opts += (['train_cfg.max_epochs=1', 'train_cfg.val_interval=1', 'default_hooks.checkpoint.interval=1']
+                 if task == 'det' else ['train_cfg.max_iters=20', 'train_cfg.val_interval=20',
+                                        'default_hooks.checkpoint.interval=20'])
     resume = ['--resume'] if osp.exists(osp.join(wd, 'last_checkpoint')) else []
     run([sys.executable, 'tools/train.py', cfg, '--work-dir', wd, '--cfg-options', *opts] + resume)
     ckpt = open(osp.join(wd, 'last_checkpoint')).read().strip()
