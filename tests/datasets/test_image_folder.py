@@ -65,4 +65,4 @@ def test_truncated_jpeg_is_skipped_and_counted(tmp_path):
     before = LoadImage.skipped
     item = ds[1]  # the dataset draws another image instead
     assert item['inputs'].shape == (3, 32, 32)
-    assert LoadImage.skipped == before + 1
+    assert LoadImage.skipped >= before + 1  # the replacement is drawn at random and may hit it again
