@@ -194,8 +194,9 @@ def _report(args, work):
     print('\n| model (DyViT-N, demo data) | init | bbox mAP | segm mAP | mIoU |\n| --- | --- | --- | --- | --- |')
     for name, m in rows:
         task, init = name.split('-')
+        fmt = lambda key: f'{m[key]:.3f}' if key in m else ''  # noqa: E731
         print(f"| {'Mask R-CNN' if task == 'det' else 'UperNet'} | {'CoMA pre-trained' if init == 'coma' else 'random'} | "
-              f"{m.get('coco/bbox_mAP', '')} | {m.get('coco/segm_mAP', '')} | {m.get('mIoU', '')} |")
+              f"{fmt('coco/bbox_mAP')} | {fmt('coco/segm_mAP')} | {fmt('mIoU')} |")
     print('\nstage wall times (s):', json.dumps({k: round(v) for k, v in times.items()}))
 
 
