@@ -84,20 +84,22 @@ def test_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
-    """SIGKILL at a random moment of epoch 2, resume: the same weights as an uninterrupted run."""
+    """SIGKILL after a random iteration of epoch 2, resume: the same weights as an uninterrupted run."""
     import random
+    import re
     import signal
-    import time
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     train(full, image_folder, 3)
-    proc = subprocess.Popen(train_cmd(killed, image_folder, 3), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (killed / 'epoch_1.pth').exists() and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(random.Random().uniform(0.5, 3.0))  # somewhere in epoch 2
-    proc.send_signal(signal.SIGKILL)
+    k = random.Random().randint(1, 6)  # of the 7 iterations of epoch 2
+    proc = subprocess.Popen(train_cmd(killed, image_folder, 3), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # the logger prints every iteration
+        m = re.search(r'Epoch\(train\)\s*\[2\]\[\s*(\d+)/', line)
+        if m and int(m.group(1)) >= k:
+            proc.send_signal(signal.SIGKILL)
+            break
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f'the run ended before the kill (k={k})'
     assert not (killed / 'epoch_3.pth').exists()
     train(killed, image_folder, 3, resume=True)
     wf, wk = weights(full / 'epoch_3.pth'), weights(killed / 'epoch_3.pth')
