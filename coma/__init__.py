@@ -4,6 +4,7 @@
 and installs the safe checkpoint loader; it has no other side effect.
 """
 from . import datasets  # noqa: F401  (registration)
+from . import evaluation  # noqa: F401  (registration)
 from . import engine  # noqa: F401  (safe checkpoint loading, optimizer wrappers, hooks)
 from . import models  # noqa: F401  (registration)
 

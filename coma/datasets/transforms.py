@@ -178,3 +178,31 @@ class CheckSegLabels(BaseTransform):
                              f'(after reduce_zero_label={results.get("reduce_zero_label")}); ignore_index is '
                              f'{self.ignore_index}')
         return results
+
+
+@TRANSFORMS.register_module()
+class TimmRandAugment(BaseTransform):
+    """timm's RandAugment (``timm.data.rand_augment_transform``) on a BGR uint8 image.
+
+    Args:
+        config_str: timm's policy string, e.g. ``'rand-m9-mstd0.5-inc1'`` (MAE fine-tuning: 9 / 0.5).
+        img_size: the crop side, for timm's translate range (45% of it).
+        img_mean: RGB fill colour of the geometric ops (ImageNet mean).
+    """
+
+    def __init__(self, config_str: str = 'rand-m9-mstd0.5-inc1', img_size: int = 224,
+                 img_mean: Tuple[int, int, int] = (124, 116, 104)) -> None:
+        from timm.data import rand_augment_transform
+        hparams = dict(translate_const=int(img_size * 0.45), img_mean=tuple(int(v) for v in img_mean))
+        try:
+            self.policy = rand_augment_transform(config_str, hparams)
+        except (AssertionError, ValueError, KeyError) as err:
+            raise ValueError(f"TimmRandAugment: config_str '{config_str}' is not a timm RandAugment policy "
+                             f"(e.g. 'rand-m9-mstd0.5-inc1'): {err!r}") from err
+        self.config_str = config_str
+
+    def transform(self, results: Dict) -> Dict:
+        from PIL import Image
+        rgb = Image.fromarray(np.ascontiguousarray(results['img'][..., ::-1]))
+        results['img'] = np.ascontiguousarray(np.asarray(self.policy(rgb))[..., ::-1])
+        return results

@@ -1,5 +1,6 @@
 from .hooks import FiniteLossHook
 from .launch import CPUDistributedDataParallel
+from . import optimizers  # noqa: F401  (registers LARS)
 from .layer_decay import LayerDecayOptimWrapperConstructor
 from .optim_wrapper import AutoAmpOptimWrapper, CPUAutocastOptimWrapper
 from .safe_load import install, safe_torch_load, trusted_checkpoints

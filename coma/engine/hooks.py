@@ -20,7 +20,7 @@ class FiniteLossHook(Hook):
         for key, value in (outputs or {}).items():
             if 'loss' not in key:
                 continue
-            value = float(value)
+            value = float(value.detach()) if hasattr(value, 'detach') else float(value)
             if not math.isfinite(value):
                 last = osp.join(runner.work_dir, 'last_checkpoint')
                 hint = open(last).read().strip() if osp.isfile(last) else 'none saved yet'

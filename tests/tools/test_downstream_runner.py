@@ -1,34 +1,13 @@
 """Mask R-CNN (mmdet) and UperNet (mmseg) with DyViT on the real mmengine Runner, on the demo data."""
-import json
 import os
 import os.path as osp
 import subprocess
 import sys
 
+from _helpers import ROOT, metrics, run
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DET_CFG = osp.join(ROOT, 'mmdet_configs', 'dyvit', 'mask-rcnn_dyvit-n_fpn_demo.py')
 SEG_CFG = osp.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py')
-
-
-
-
-def run(script, *args, timeout=900):
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def metrics(work_dir):
-    """The metrics mmengine's test loop wrote (the newest ``<timestamp>/<timestamp>.json``)."""
-    found = []
-    for root, _, files in os.walk(work_dir):
-        for f in files:
-            if f.endswith('.json') and f[:8].isdigit() and 'scalars' not in f:
-                found.append(osp.join(root, f))
-    with open(sorted(found)[-1]) as f:
-        return json.load(f)
 
 
 def test_mask_rcnn_two_iterations_and_coco_eval(demo_data, tmp_path):

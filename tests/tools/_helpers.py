@@ -1,0 +1,27 @@
+"""Shared helpers of the Runner tests: run a tool in a subprocess, read the metrics it wrote."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def run(script, *args, timeout=900):
+    """Runs ``tools/<script> args`` from the repository root; fails the test with its output on error."""
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def metrics(work_dir):
+    """The metrics mmengine's test loop wrote (the newest ``<timestamp>/<timestamp>.json``)."""
+    found = []
+    for root, _, files in os.walk(work_dir):
+        for f in files:
+            if f.endswith('.json') and f[:8].isdigit() and 'scalars' not in f:
+                found.append(osp.join(root, f))
+    with open(sorted(found)[-1]) as f:
+        return json.load(f)
