@@ -48,13 +48,15 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=4e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9),
     clip_grad=dict(max_norm=10.0))
-max_epochs = 16
+max_epochs = 10
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[12, 15], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 9], gamma=0.1),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=1, save_last=True))
-custom_hooks = [dict(type='FiniteLossHook')]
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1, save_last=True))
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
 log_processor = dict(window_size=10)
 auto_scale_lr = dict(enable=False, base_batch_size=4)
+# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
+randomness = dict(seed=0, deterministic=False)

@@ -16,3 +16,7 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.9))
+# stop at the first NaN/inf loss naming the iteration; checkpoints carry the random states (exact resume)
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
+# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
+randomness = dict(seed=0, deterministic=False)

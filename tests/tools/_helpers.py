@@ -25,3 +25,19 @@ def metrics(work_dir):
                 found.append(osp.join(root, f))
     with open(sorted(found)[-1]) as f:
         return json.load(f)
+
+
+def kill_after(cmd, pattern, k):
+    """Starts ``cmd`` and SIGKILLs it at the first output line whose ``pattern`` group 1 is ``>= k``.
+
+    Returns the return code (``-SIGKILL`` unless the run ended first).
+    """
+    import re
+    import signal
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        m = re.search(pattern, line)
+        if m and int(m.group(1)) >= k:
+            proc.send_signal(signal.SIGKILL)
+            break
+    return proc.wait()

@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from _helpers import ROOT, metrics, run
+from _helpers import ROOT, kill_after, metrics, run
 
 DET_CFG = osp.join(ROOT, 'mmdet_configs', 'dyvit', 'mask-rcnn_dyvit-n_fpn_demo.py')
 SEG_CFG = osp.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py')
@@ -49,3 +49,35 @@ def test_upernet_torchrun_two_cpu_processes_with_syncbn(demo_data, tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (tmp_path / 'iter_2.pth').exists()
+
+
+def test_upernet_sigkill_then_resume_gives_the_uninterrupted_run(demo_data, tmp_path):
+    """SIGKILL after a random iteration, ``--resume``: the final weights equal an uninterrupted run's.
+
+    UperNet's heads use dropout, so this needs the random states saved by RNGStateHook, and the
+    data order that mmengine's iteration loop replays on resume.
+    """
+    import random
+    import signal
+
+    import torch
+
+    from coma.engine import safe_torch_load
+    root = demo_data / 'ade'
+    opts = [f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+            'train_dataloader.dataset.indices=16', 'train_dataloader.batch_size=4', 'train_cfg.max_iters=6',
+            'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+            'default_hooks.checkpoint.max_keep_ckpts=5']
+    full, killed = tmp_path / 'full', tmp_path / 'killed'
+    run('train.py', SEG_CFG, '--work-dir', str(full), '--cfg-options', *opts)
+    k = random.Random().randint(3, 5)  # after the checkpoint of iteration 2, before the end
+    rc = kill_after([sys.executable, osp.join(ROOT, 'tools', 'train.py'), SEG_CFG, '--work-dir', str(killed),
+                     '--cfg-options', *opts], r'Iter\(train\)\s*\[\s*(\d+)/', k)
+    assert rc == -signal.SIGKILL, f'the run ended before the kill (k={k})'
+    assert not (killed / 'iter_6.pth').exists()
+    run('train.py', SEG_CFG, '--work-dir', str(killed), '--resume', '--cfg-options', *opts)
+    wf = safe_torch_load(str(full / 'iter_6.pth'))['state_dict']
+    wk = safe_torch_load(str(killed / 'iter_6.pth'))['state_dict']
+    assert wf.keys() == wk.keys()
+    for key in wf:
+        torch.testing.assert_close(wk[key], wf[key], rtol=1e-5, atol=1e-6, msg=f'{key} (killed after iter {k})')

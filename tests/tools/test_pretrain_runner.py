@@ -11,8 +11,10 @@ import torch
 import coma  # noqa: F401
 from coma.engine import safe_torch_load
 
+from _helpers import kill_after
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BASE = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-30e_demo.py')
+BASE = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py')
 # the demo config with a deterministic pipeline (no random crop/flip): two runs see identical batches
 TEST_CFG = f"""_base_ = '{BASE}'
 train_dataloader = dict(dataset=dict(pipeline=[
@@ -86,20 +88,12 @@ def test_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
 def test_sigkill_then_resume_gives_the_uninterrupted_run(image_folder, tmp_path):
     """SIGKILL after a random iteration of epoch 2, resume: the same weights as an uninterrupted run."""
     import random
-    import re
     import signal
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     train(full, image_folder, 3)
     k = random.Random().randint(1, 6)  # of the 7 iterations of epoch 2
-    proc = subprocess.Popen(train_cmd(killed, image_folder, 3), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # the logger prints every iteration
-        m = re.search(r'Epoch\(train\)\s*\[2\]\[\s*(\d+)/', line)
-        if m and int(m.group(1)) >= k:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, f'the run ended before the kill (k={k})'
+    rc = kill_after(train_cmd(killed, image_folder, 3), r'Epoch\(train\)\s*\[2\]\[\s*(\d+)/', k)
+    assert rc == -signal.SIGKILL, f'the run ended before the kill (k={k})'
     assert not (killed / 'epoch_3.pth').exists()
     train(killed, image_folder, 3, resume=True)
     wf, wk = weights(full / 'epoch_3.pth'), weights(killed / 'epoch_3.pth')

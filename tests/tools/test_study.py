@@ -1,0 +1,20 @@
+"""The CoMA-vs-MAE efficiency study (tools/study_efficiency.py): its 1-epoch smoke run."""
+import json
+
+from _helpers import run
+
+
+def test_study_smoke_run_writes_table_plot_and_results(tmp_path):
+    run('study_efficiency.py', '--smoke', '--work-dir', str(tmp_path), '--results', str(tmp_path / 'table.md'),
+        '--plot', str(tmp_path / 'plot.png'))
+    with open(tmp_path / 'results.json') as f:
+        results = json.load(f)
+    assert {(r['method'], r['epochs']) for r in results} == {('coma', 1), ('mae', 1), ('random', 0)}
+    for r in results:
+        assert 0 <= r['linprobe_top1'] <= 100 and 0 <= r['finetune_top1'] <= 100, r
+    table = (tmp_path / 'table.md').read_text()
+    assert '| CoMA | 1 |' in table and '| MAE | 1 |' in table and '| random init | 0 |' in table
+    assert (tmp_path / 'plot.png').stat().st_size > 1000
+    # a rerun skips the finished jobs (each wrote its result.json) and reproduces the table
+    log = run('study_efficiency.py', '--smoke', '--work-dir', str(tmp_path), '--results', str(tmp_path / 'again.md'))
+    assert (tmp_path / 'again.md').read_text().split('\n\nWall')[0] == table.split('\n\nWall')[0], log[-2000:]

@@ -1,0 +1,277 @@
+"""The real-data pre-training efficiency study: CoMA against MAE on DyViT-N (issue 6).
+
+    python tools/study_efficiency.py [--epochs 16] [--seeds 0 1 2] [--jobs 2] [--work-dir work_dirs/study]
+        [--results docs/results.md]
+    python tools/study_efficiency.py --smoke            # 1 epoch, 1 seed: the check CI runs
+
+Data: ``tools/make_demo_data.py --imagenet``, i.e. crops of 10 of scikit-image's bundled photos,
+labelled by source photo (400 train / 100 val, 128 px; val crops come from a held-out strip of
+each photo). Real photographs, no download.
+
+Protocol, for each method (CoMA, MAE), seed and pre-training budget b in {E/8, E/4, E/2, E}:
+1. pre-train DyViT-N for b epochs through the mmengine Runner with the demo configs
+   (``imagenet_configs/{coma,mae}_dyvit-n_1xb32-coslr-20e_demo.py``), identical except for the
+   algorithm: same data, batch, mask ratio, optimizer, a schedule of b epochs (warm-up b/8), the
+   Runner seed and the mask seed = seed;
+2. convert the checkpoint (``tools/convert_checkpoint.py``);
+3. linear probe: frozen backbone, features of the centre crops (and their mirror images) of the
+   train split, the linear-probe demo config's head (BatchNorm without affine + linear) trained on
+   them with SGD, top-1 on val;
+4. short fine-tune: the fine-tune demo config (layer decay, drop path, timm RandAugment, mixup,
+   cutmix, label smoothing) for ``--ft-epochs`` epochs through the Runner, top-1 on val.
+A random initialisation (b = 0) is evaluated the same way, per seed. Every job writes its own JSON,
+so a rerun skips finished jobs. Jobs run ``--jobs`` at a time, one thread each.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List, Optional
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+PRETRAIN_CFG = {m: osp.join(ROOT, 'imagenet_configs', f'{m}_dyvit-n_1xb32-coslr-20e_demo.py') for m in ('coma', 'mae')}
+FINETUNE_CFG = osp.join(ROOT, 'imagenet_configs', 'finetune_dyvit-n_1xb32-coslr-10e_demo.py')
+LINPROBE_CFG = osp.join(ROOT, 'imagenet_configs', 'linprobe_dyvit-n_1xb32-coslr-20e_demo.py')
+LINPROBE_EPOCHS = 100  # on cached features: a few seconds
+LINPROBE_LR = 0.1
+
+
+def log(msg: str) -> None:
+    print(f'[study {time.strftime("%H:%M:%S")}] {msg}', flush=True)
+
+
+def _schedule(epochs: int) -> List[Dict]:
+    """Linear warm-up over ``epochs / 8`` (at least one epoch when there are two or more), then cosine."""
+    warm = max(1, epochs // 8) if epochs > 1 else 0
+    sched = [dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=warm, convert_to_iter_based=True)] \
+        if warm else []
+    return sched + [dict(type='CosineAnnealingLR', T_max=epochs - warm, eta_min=1e-6, by_epoch=True, begin=warm,
+                         end=epochs, convert_to_iter_based=True)]
+
+
+def _runner_cfg(base: str, work_dir: str, data_root: str, epochs: int, seed: int, extra: Optional[Dict] = None):
+    from mmengine.config import Config
+    cfg = Config.fromfile(base)
+    cfg.work_dir = work_dir
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.param_scheduler = _schedule(epochs)
+    cfg.train_cfg.max_epochs = epochs
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(key):
+            cfg[key].dataset.data_root = data_root
+            cfg[key].num_workers = 0
+            cfg[key].persistent_workers = False
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=epochs, max_keep_ckpts=1, save_last=True)
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
+    cfg.log_level = 'WARNING'  # the study prints one line per job; each run's log stays in its work dir
+    cfg.merge_from_dict(extra or {})
+    return cfg
+
+
+def pretrain(method: str, seed: int, epochs: int, data_root: str, work_dir: str) -> str:
+    """Pre-trains DyViT-N with ``method`` for ``epochs``; returns the converted backbone checkpoint."""
+    from mmengine.runner import Runner
+    from convert_checkpoint import convert
+    out = osp.join(work_dir, 'backbone.pth')
+    if osp.isfile(out):
+        return out
+    cfg = _runner_cfg(PRETRAIN_CFG[method], work_dir, data_root, epochs, seed, dict(model=dict(mask_seed=seed)))
+    Runner.from_cfg(cfg).train()
+    convert(osp.join(work_dir, f'epoch_{epochs}.pth'), out)
+    return out
+
+
+def _features(model, dataset, flip: bool):
+    import torch
+    feats, labels = [], []
+    with torch.no_grad():
+        for i in range(0, len(dataset), 50):
+            items = [dataset[j] for j in range(i, min(i + 50, len(dataset)))]
+            data = model.data_preprocessor(dict(inputs=[d['inputs'] for d in items],
+                                                data_samples=[d['data_samples'] for d in items]))
+            x = data['inputs']
+            feats.append(model.extract_feat(x.flip(-1) if flip else x))
+            labels += [int(d['data_samples'].gt_label) for d in items]
+    return torch.cat(feats), torch.tensor(labels)
+
+
+def linear_probe(backbone_ckpt: Optional[str], seed: int, data_root: str) -> float:
+    """Top-1 (%) of a BatchNorm + linear head trained on frozen features (train: crops + mirrors)."""
+    import torch
+    import torch.nn.functional as F
+    from mmengine.config import Config
+    from mmengine.dataset import Compose  # noqa: F401  (the dataset builds its pipeline)
+    from mmengine.registry import DATASETS, MODELS
+    from coma.evaluation import topk_accuracy
+    cfg = Config.fromfile(LINPROBE_CFG)
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=backbone_ckpt)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    splits = {}
+    for split in ('train', 'val'):
+        ds_cfg = dict(cfg.val_dataloader.dataset, data_root=data_root, data_prefix=dict(img_path=split))
+        splits[split] = DATASETS.build(ds_cfg)
+    xtr, ytr = _features(model, splits['train'], flip=False)
+    xtr_f, _ = _features(model, splits['train'], flip=True)
+    xtr, ytr = torch.cat([xtr, xtr_f]), torch.cat([ytr, ytr])
+    xva, yva = _features(model, splits['val'], flip=False)
+    head = model.head
+    head.train()
+    opt = torch.optim.SGD(head.parameters(), lr=LINPROBE_LR, momentum=0.9)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, LINPROBE_EPOCHS)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(LINPROBE_EPOCHS):
+        for idx in torch.randperm(len(xtr), generator=gen).split(64):
+            loss = F.cross_entropy(head(xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+    head.eval()
+    with torch.no_grad():
+        return topk_accuracy(head(xva), yva, (1,))[1]
+
+
+def finetune(backbone_ckpt: Optional[str], seed: int, epochs: int, data_root: str, work_dir: str) -> float:
+    """Top-1 (%) on val after ``epochs`` of the demo fine-tuning recipe through the Runner."""
+    from mmengine.runner import Runner
+    extra = dict(model=dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_ckpt))),
+                 train_cfg=dict(val_interval=epochs + 1))
+    runner = Runner.from_cfg(_runner_cfg(FINETUNE_CFG, work_dir, data_root, epochs, seed, extra))
+    runner.train()
+    return float(runner.val_loop.run()['accuracy/top1'])
+
+
+def job(method: str, seed: int, epochs: int, args: Dict) -> Dict:
+    """One (method, seed, budget): pre-train (unless epochs == 0), linear probe, fine-tune."""
+    import torch
+    torch.set_num_threads(1)
+    name = f'{method}_s{seed}_e{epochs}'
+    work = osp.join(args['work_dir'], name)
+    result_file = osp.join(work, 'result.json')
+    if osp.isfile(result_file):
+        with open(result_file) as f:
+            return json.load(f)
+    os.makedirs(work, exist_ok=True)
+    t0 = time.time()
+    ckpt = pretrain(method, seed, epochs, args['data_root'], osp.join(work, 'pretrain')) if epochs else None
+    t1 = time.time()
+    lp = linear_probe(ckpt, seed, args['data_root'])
+    t2 = time.time()
+    ft = finetune(ckpt, seed, args['ft_epochs'], args['data_root'], osp.join(work, 'finetune'))
+    result = dict(method=method, seed=seed, epochs=epochs, linprobe_top1=lp, finetune_top1=ft,
+                  pretrain_s=round(t1 - t0, 1), linprobe_s=round(t2 - t1, 1), finetune_s=round(time.time() - t2, 1))
+    with open(result_file, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def _init_worker() -> None:
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import coma  # noqa: F401
+
+
+def _mean_std(values: List[float]) -> str:
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+
+
+def report(results: List[Dict], args: argparse.Namespace, wall_s: float) -> str:
+    """The markdown table (mean ± std over seeds) and the plot; returns the markdown."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    budgets = sorted({r['epochs'] for r in results})
+    methods = [m for m in ('coma', 'mae', 'random') if any(r['method'] == m for r in results)]
+    lines = ['| method | pre-training epochs | linear probe top-1 (%) | fine-tune top-1 (%) | pre-train time / run (s) |',
+             '| --- | --- | --- | --- | --- |']
+    curves = {}
+    for m in methods:
+        for b in budgets:
+            rows = [r for r in results if r['method'] == m and r['epochs'] == b]
+            if not rows:
+                continue
+            lp, ft = [r['linprobe_top1'] for r in rows], [r['finetune_top1'] for r in rows]
+            t = statistics.median(r['pretrain_s'] for r in rows)
+            label = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}[m]
+            lines.append(f'| {label} | {b} | {_mean_std(lp)} | {_mean_std(ft)} | {t:.0f} |')
+            curves.setdefault(m, []).append((b, statistics.mean(lp), statistics.pstdev(lp) if len(lp) > 1 else 0,
+                                             statistics.mean(ft), statistics.pstdev(ft) if len(ft) > 1 else 0))
+    table = '\n'.join(lines)
+    if args.plot:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for ax, (k, title) in zip(axes, ((1, 'linear probe'), (3, 'short fine-tune'))):
+            for m, pts in curves.items():
+                if m == 'random':
+                    ax.axhline(pts[0][k], color='grey', ls='--', label='random init')
+                    continue
+                xs = [p[0] for p in pts]
+                ax.errorbar(xs, [p[k] for p in pts], yerr=[p[k + 1] for p in pts], marker='o', capsize=3,
+                            label={'coma': 'CoMA', 'mae': 'MAE'}[m])
+            ax.set_xscale('log', base=2)
+            ax.set_xlabel('pre-training epochs')
+            ax.set_ylabel('val top-1 (%)')
+            ax.set_title(f'DyViT-N, {title} (mean ± std, {len(args.seeds)} seeds)')
+            ax.legend()
+        fig.tight_layout()
+        os.makedirs(osp.dirname(osp.abspath(args.plot)), exist_ok=True)
+        fig.savefig(args.plot, dpi=100)
+    return table + f'\n\nWall time of the whole study: {wall_s / 60:.1f} min ({args.jobs} jobs at a time, 1 thread each).'
+
+
+def main(argv=None) -> List[Dict]:
+    p = argparse.ArgumentParser(description='CoMA vs MAE pre-training efficiency on real photos (DyViT-N)')
+    p.add_argument('--epochs', type=int, default=16, help='E: the largest pre-training budget')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    p.add_argument('--ft-epochs', type=int, default=4, help='epochs of the short fine-tune')
+    p.add_argument('--jobs', type=int, default=2, help='jobs at a time (one thread each)')
+    p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'study'))
+    p.add_argument('--data-root', help='an ImageNet-style folder; default: generated demo photos')
+    p.add_argument('--results', help='write the table here (markdown)')
+    p.add_argument('--plot', help='write the accuracy-vs-epochs plot here (PNG)')
+    p.add_argument('--smoke', action='store_true', help='1 epoch, 1 seed, 1 fine-tune epoch (CI check)')
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.seeds, args.ft_epochs = 1, args.seeds[:1], 1
+    budgets = sorted({max(1, args.epochs // d) for d in (8, 4, 2, 1)})
+    data_root = args.data_root or osp.join(args.work_dir, 'data')
+    if not args.data_root and not osp.isdir(osp.join(data_root, 'val')):
+        from make_demo_data import make_imagenet
+        make_imagenet(data_root)
+    shared = dict(work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs)
+    plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')]
+    plan += [('random', s, 0) for s in args.seeds]
+    log(f'{len(plan)} jobs: budgets {budgets} epochs x seeds {args.seeds} x CoMA/MAE, + random init; '
+        f'{args.jobs} at a time; work dir {args.work_dir}')
+    start, results = time.time(), []
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init_worker) as pool:
+        futures = [pool.submit(job, m, s, b, shared) for m, s, b in plan]
+        for i, fut in enumerate(futures, 1):
+            r = fut.result()
+            results.append(r)
+            elapsed = time.time() - start
+            log(f'[{i}/{len(plan)}] {r["method"]} seed {r["seed"]} {r["epochs"]} ep: linear probe '
+                f'{r["linprobe_top1"]:.1f}%, fine-tune {r["finetune_top1"]:.1f}%; elapsed {elapsed / 60:.1f} min, '
+                f'ETA {elapsed / i * (len(plan) - i) / 60:.1f} min')
+    md = report(results, args, time.time() - start)
+    print(md)
+    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    if args.results:
+        with open(args.results, 'w') as f:
+            f.write(md + '\n')
+    return results
+
+
+if __name__ == '__main__':
+    main()
