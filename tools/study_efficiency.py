@@ -17,10 +17,12 @@ Protocol, for each method (CoMA, MAE), seed and pre-training budget b in {E/8, E
 3. linear probe: frozen backbone, features of the centre crops (and their mirror images) of the
    train split, the linear-probe demo config's head (BatchNorm without affine + linear) trained on
    them with SGD, top-1 on val;
-4. short fine-tune: the fine-tune demo config (layer decay, drop path, timm RandAugment, mixup,
-   cutmix, label smoothing) for ``--ft-epochs`` epochs through the Runner, top-1 on val.
-A random initialisation (b = 0) is evaluated the same way, per seed. Every job writes its own JSON,
-so a rerun skips finished jobs. Jobs run ``--jobs`` at a time, one thread each.
+4. short fine-tune through the Runner for ``--ft-epochs`` epochs, top-1 on val: the fine-tune demo
+   config (layer decay, drop path, label smoothing, AdamW + cosine) without RandAugment, mixup,
+   cutmix and random erasing (``--ft-recipe light``, the default; ``full`` keeps them).
+A random initialisation (b = 0) is evaluated the same way, per seed. Every part of a job
+(pre-training, linear probe, fine-tune) stores its result as JSON, so a rerun skips what has
+finished. Jobs run ``--jobs`` at a time, one thread each.
 """
 import argparse
 import json
@@ -141,38 +143,63 @@ def linear_probe(backbone_ckpt: Optional[str], seed: int, data_root: str) -> flo
         return topk_accuracy(head(xva), yva, (1,))[1]
 
 
-def finetune(backbone_ckpt: Optional[str], seed: int, epochs: int, data_root: str, work_dir: str) -> float:
-    """Top-1 (%) on val after ``epochs`` of the demo fine-tuning recipe through the Runner."""
+#: Short fine-tuning recipes. ``full``: the fine-tune demo config as it is (RandAugment, mixup,
+#: cutmix, random erasing: regularisers made for 100-epoch schedules); ``light``: the same without
+#: them (label smoothing, drop path and layer decay stay), which learns within a few epochs.
+FT_RECIPES = {
+    'full': {},
+    'light': dict(model=dict(mixup=None, random_erasing=None),
+                  train_dataloader=dict(dataset=dict(pipeline=[
+                      dict(type='LoadImage', skip_corrupt=False),
+                      dict(type='RandomResizedCrop', size=128, scale=(0.25, 1.0)),
+                      dict(type='RandomHorizontalFlip', prob=0.5),
+                      dict(type='PackInputs')]))),
+}
+
+
+def finetune(backbone_ckpt: Optional[str], seed: int, epochs: int, data_root: str, work_dir: str,
+             recipe: str = 'light') -> float:
+    """Top-1 (%) on val after ``epochs`` of a short fine-tune (see :data:`FT_RECIPES`) through the Runner."""
     from mmengine.runner import Runner
     extra = dict(model=dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_ckpt))),
                  train_cfg=dict(val_interval=epochs + 1))
-    runner = Runner.from_cfg(_runner_cfg(FINETUNE_CFG, work_dir, data_root, epochs, seed, extra))
+    cfg = _runner_cfg(FINETUNE_CFG, work_dir, data_root, epochs, seed, extra)
+    cfg.merge_from_dict(FT_RECIPES[recipe])
+    runner = Runner.from_cfg(cfg)
     runner.train()
     return float(runner.val_loop.run()['accuracy/top1'])
 
 
+def _cached(path: str, compute):
+    """``compute()``'s value, stored as JSON in ``path`` (a rerun reads it instead)."""
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    value = compute()
+    with open(path, 'w') as f:
+        json.dump(value, f)
+    return value
+
+
 def job(method: str, seed: int, epochs: int, args: Dict) -> Dict:
-    """One (method, seed, budget): pre-train (unless epochs == 0), linear probe, fine-tune."""
+    """One (method, seed, budget): pre-train (unless epochs == 0), linear probe, fine-tune; each part cached."""
     import torch
     torch.set_num_threads(1)
-    name = f'{method}_s{seed}_e{epochs}'
-    work = osp.join(args['work_dir'], name)
-    result_file = osp.join(work, 'result.json')
-    if osp.isfile(result_file):
-        with open(result_file) as f:
-            return json.load(f)
+    work = osp.join(args['work_dir'], f'{method}_s{seed}_e{epochs}')
     os.makedirs(work, exist_ok=True)
-    t0 = time.time()
-    ckpt = pretrain(method, seed, epochs, args['data_root'], osp.join(work, 'pretrain')) if epochs else None
-    t1 = time.time()
-    lp = linear_probe(ckpt, seed, args['data_root'])
-    t2 = time.time()
-    ft = finetune(ckpt, seed, args['ft_epochs'], args['data_root'], osp.join(work, 'finetune'))
-    result = dict(method=method, seed=seed, epochs=epochs, linprobe_top1=lp, finetune_top1=ft,
-                  pretrain_s=round(t1 - t0, 1), linprobe_s=round(t2 - t1, 1), finetune_s=round(time.time() - t2, 1))
-    with open(result_file, 'w') as f:
-        json.dump(result, f)
-    return result
+
+    def timed(fn, *a):
+        start = time.time()
+        return dict(value=fn(*a), seconds=round(time.time() - start, 1))
+    pre = _cached(osp.join(work, 'pretrain.json'), lambda: timed(
+        pretrain, method, seed, epochs, args['data_root'], osp.join(work, 'pretrain')) if epochs else
+        dict(value=None, seconds=0.0))
+    lp = _cached(osp.join(work, 'linprobe.json'), lambda: timed(linear_probe, pre['value'], seed, args['data_root']))
+    ft_name = f"finetune_{args['ft_recipe']}_{args['ft_epochs']}e"
+    ft = _cached(osp.join(work, f'{ft_name}.json'), lambda: timed(
+        finetune, pre['value'], seed, args['ft_epochs'], args['data_root'], osp.join(work, ft_name), args['ft_recipe']))
+    return dict(method=method, seed=seed, epochs=epochs, linprobe_top1=lp['value'], finetune_top1=ft['value'],
+                pretrain_s=pre['seconds'], linprobe_s=lp['seconds'], finetune_s=ft['seconds'])
 
 
 def _init_worker() -> None:
@@ -193,7 +220,8 @@ def report(results: List[Dict], args: argparse.Namespace, wall_s: float) -> str:
     import matplotlib.pyplot as plt
     budgets = sorted({r['epochs'] for r in results})
     methods = [m for m in ('coma', 'mae', 'random') if any(r['method'] == m for r in results)]
-    lines = ['| method | pre-training epochs | linear probe top-1 (%) | fine-tune top-1 (%) | pre-train time / run (s) |',
+    ft = f'fine-tune top-1 (%, {args.ft_recipe} recipe, {args.ft_epochs} ep)'
+    lines = [f'| method | pre-training epochs | linear probe top-1 (%) | {ft} | pre-train time / run (s) |',
              '| --- | --- | --- | --- | --- |']
     curves = {}
     for m in methods:
@@ -205,12 +233,12 @@ def report(results: List[Dict], args: argparse.Namespace, wall_s: float) -> str:
             t = statistics.median(r['pretrain_s'] for r in rows)
             label = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}[m]
             lines.append(f'| {label} | {b} | {_mean_std(lp)} | {_mean_std(ft)} | {t:.0f} |')
-            curves.setdefault(m, []).append((b, statistics.mean(lp), statistics.pstdev(lp) if len(lp) > 1 else 0,
-                                             statistics.mean(ft), statistics.pstdev(ft) if len(ft) > 1 else 0))
+            sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731  (as in the table)
+            curves.setdefault(m, []).append((b, statistics.mean(lp), sd(lp), statistics.mean(ft), sd(ft)))
     table = '\n'.join(lines)
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for ax, (k, title) in zip(axes, ((1, 'linear probe'), (3, 'short fine-tune'))):
+        for ax, (k, title) in zip(axes, ((1, 'linear probe'), (3, f'{args.ft_epochs}-epoch fine-tune ({args.ft_recipe})'))):
             for m, pts in curves.items():
                 if m == 'random':
                     ax.axhline(pts[0][k], color='grey', ls='--', label='random init')
@@ -219,14 +247,16 @@ def report(results: List[Dict], args: argparse.Namespace, wall_s: float) -> str:
                 ax.errorbar(xs, [p[k] for p in pts], yerr=[p[k + 1] for p in pts], marker='o', capsize=3,
                             label={'coma': 'CoMA', 'mae': 'MAE'}[m])
             ax.set_xscale('log', base=2)
+            ax.set_xticks(budgets[1:] if budgets[0] == 0 else budgets, [str(b) for b in budgets if b])
             ax.set_xlabel('pre-training epochs')
-            ax.set_ylabel('val top-1 (%)')
-            ax.set_title(f'DyViT-N, {title} (mean ± std, {len(args.seeds)} seeds)')
+            ax.set_ylabel(f'val top-1 (%), mean ± std over {len(args.seeds)} seeds')
+            ax.set_title(f'DyViT-N, {title}')
             ax.legend()
         fig.tight_layout()
         os.makedirs(osp.dirname(osp.abspath(args.plot)), exist_ok=True)
         fig.savefig(args.plot, dpi=100)
-    return table + f'\n\nWall time of the whole study: {wall_s / 60:.1f} min ({args.jobs} jobs at a time, 1 thread each).'
+    return table + (f'\n\nWall time of this invocation: {wall_s / 60:.1f} min ({args.jobs} jobs at a time, 1 thread each; '
+                    f'parts finished by an earlier invocation were read from their JSON, not rerun).')
 
 
 def main(argv=None) -> List[Dict]:
@@ -234,6 +264,8 @@ def main(argv=None) -> List[Dict]:
     p.add_argument('--epochs', type=int, default=16, help='E: the largest pre-training budget')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     p.add_argument('--ft-epochs', type=int, default=4, help='epochs of the short fine-tune')
+    p.add_argument('--ft-recipe', choices=sorted(FT_RECIPES), default='light',
+                   help='short fine-tune recipe (see FT_RECIPES)')
     p.add_argument('--jobs', type=int, default=2, help='jobs at a time (one thread each)')
     p.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs', 'study'))
     p.add_argument('--data-root', help='an ImageNet-style folder; default: generated demo photos')
@@ -248,7 +280,7 @@ def main(argv=None) -> List[Dict]:
     if not args.data_root and not osp.isdir(osp.join(data_root, 'val')):
         from make_demo_data import make_imagenet
         make_imagenet(data_root)
-    shared = dict(work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs)
+    shared = dict(work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs, ft_recipe=args.ft_recipe)
     plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')]
     plan += [('random', s, 0) for s in args.seeds]
     log(f'{len(plan)} jobs: budgets {budgets} epochs x seeds {args.seeds} x CoMA/MAE, + random init; '

@@ -87,7 +87,7 @@ def render(model, image_path: str, size: int, out: str, seed: int = 0) -> str:
                    ('M_{t-1} reconstruction', recon(model.frozen_backbone, model.frozen_decoder, comp))]
     fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.3))
     for ax, (title, t) in zip(np.atleast_1d(axes), panels):
-        ax.imshow(to_rgb(t)[..., ::-1])
+        ax.imshow(to_rgb(t))  # the preprocessor made the input RGB (bgr_to_rgb=True)
         ax.set_title(title, fontsize=9)
         ax.axis('off')
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
