@@ -34,6 +34,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Dict, List, Optional
 
+from mmengine.config import DictAction
+
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'tools'))
@@ -77,7 +79,8 @@ def _runner_cfg(base: str, work_dir: str, data_root: str, epochs: int, seed: int
     return cfg
 
 
-def pretrain(method: str, seed: int, epochs: int, data_root: str, work_dir: str) -> str:
+def pretrain(method: str, seed: int, epochs: int, data_root: str, work_dir: str,
+             options: Optional[Dict] = None) -> str:
     """Pre-trains DyViT-N with ``method`` for ``epochs``; returns the converted backbone checkpoint."""
     from mmengine.runner import Runner
     from convert_checkpoint import convert
@@ -85,6 +88,7 @@ def pretrain(method: str, seed: int, epochs: int, data_root: str, work_dir: str)
     if osp.isfile(out):
         return out
     cfg = _runner_cfg(PRETRAIN_CFG[method], work_dir, data_root, epochs, seed, dict(model=dict(mask_seed=seed)))
+    cfg.merge_from_dict(options or {})  # ablations, e.g. model.norm_pix=False
     Runner.from_cfg(cfg).train()
     convert(osp.join(work_dir, f'epoch_{epochs}.pth'), out)
     return out
@@ -192,12 +196,14 @@ def job(method: str, seed: int, epochs: int, args: Dict) -> Dict:
         start = time.time()
         return dict(value=fn(*a), seconds=round(time.time() - start, 1))
     pre = _cached(osp.join(work, 'pretrain.json'), lambda: timed(
-        pretrain, method, seed, epochs, args['data_root'], osp.join(work, 'pretrain')) if epochs else
+        pretrain, method, seed, epochs, args['data_root'], osp.join(work, 'pretrain'), args['pretrain_options'])
+        if epochs else
         dict(value=None, seconds=0.0))
     lp = _cached(osp.join(work, 'linprobe.json'), lambda: timed(linear_probe, pre['value'], seed, args['data_root']))
     ft_name = f"finetune_{args['ft_recipe']}_{args['ft_epochs']}e"
     ft = _cached(osp.join(work, f'{ft_name}.json'), lambda: timed(
-        finetune, pre['value'], seed, args['ft_epochs'], args['data_root'], osp.join(work, ft_name), args['ft_recipe']))
+        finetune, pre['value'], seed, args['ft_epochs'], args['data_root'], osp.join(work, ft_name), args['ft_recipe'])
+    ) if args['ft_epochs'] else dict(value=float('nan'), seconds=0.0)
     return dict(method=method, seed=seed, epochs=epochs, linprobe_top1=lp['value'], finetune_top1=ft['value'],
                 pretrain_s=pre['seconds'], linprobe_s=lp['seconds'], finetune_s=ft['seconds'])
 
@@ -208,6 +214,8 @@ def _init_worker() -> None:
 
 
 def _mean_std(values: List[float]) -> str:
+    if all(v != v for v in values):  # NaN: not measured (--ft-epochs 0)
+        return '—'
     if len(values) == 1:
         return f'{values[0]:.1f}'
     return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
@@ -263,7 +271,7 @@ def main(argv=None) -> List[Dict]:
     p = argparse.ArgumentParser(description='CoMA vs MAE pre-training efficiency on real photos (DyViT-N)')
     p.add_argument('--epochs', type=int, default=16, help='E: the largest pre-training budget')
     p.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    p.add_argument('--ft-epochs', type=int, default=4, help='epochs of the short fine-tune')
+    p.add_argument('--ft-epochs', type=int, help='epochs of the short fine-tune (default 4; 0: none)')
     p.add_argument('--ft-recipe', choices=sorted(FT_RECIPES), default='light',
                    help='short fine-tune recipe (see FT_RECIPES)')
     p.add_argument('--jobs', type=int, default=2, help='jobs at a time (one thread each)')
@@ -272,18 +280,27 @@ def main(argv=None) -> List[Dict]:
     p.add_argument('--results', help='write the table here (markdown)')
     p.add_argument('--plot', help='write the accuracy-vs-epochs plot here (PNG)')
     p.add_argument('--smoke', action='store_true', help='1 epoch, 1 seed, 1 fine-tune epoch (CI check)')
+    p.add_argument('--budgets', type=int, nargs='+', help='pre-training budgets instead of E/8, E/4, E/2, E')
+    p.add_argument('--methods', nargs='+', choices=['coma', 'mae', 'random'], default=['coma', 'mae', 'random'])
+    p.add_argument('--pretrain-options', nargs='+', action=DictAction, default={},
+                   help='config overrides of the pre-training runs (ablations), e.g. model.norm_pix=False; '
+                        'use a separate --work-dir')
     args = p.parse_args(argv)
     if args.smoke:
-        args.epochs, args.seeds, args.ft_epochs = 1, args.seeds[:1], 1
-    budgets = sorted({max(1, args.epochs // d) for d in (8, 4, 2, 1)})
+        args.epochs, args.seeds = 1, args.seeds[:1]
+        args.ft_epochs = 1 if args.ft_epochs is None else args.ft_epochs
+    args.ft_epochs = 4 if args.ft_epochs is None else args.ft_epochs
+    budgets = args.budgets or sorted({max(1, args.epochs // d) for d in (8, 4, 2, 1)})
     data_root = args.data_root or osp.join(args.work_dir, 'data')
     if not args.data_root and not osp.isdir(osp.join(data_root, 'val')):
         from make_demo_data import make_imagenet
         make_imagenet(data_root)
-    shared = dict(work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs, ft_recipe=args.ft_recipe)
-    plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')]
-    plan += [('random', s, 0) for s in args.seeds]
-    log(f'{len(plan)} jobs: budgets {budgets} epochs x seeds {args.seeds} x CoMA/MAE, + random init; '
+    shared = dict(work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs, ft_recipe=args.ft_recipe,
+                  pretrain_options=dict(args.pretrain_options))
+    plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')
+            if m in args.methods]
+    plan += [('random', s, 0) for s in args.seeds if 'random' in args.methods]
+    log(f'{len(plan)} jobs: budgets {budgets} epochs x seeds {args.seeds} x {args.methods}; '
         f'{args.jobs} at a time; work dir {args.work_dir}')
     start, results = time.time(), []
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init_worker) as pool:

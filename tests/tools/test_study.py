@@ -18,3 +18,8 @@ def test_study_smoke_run_writes_table_plot_and_results(tmp_path):
     # a rerun skips the finished jobs (each wrote its result.json) and reproduces the table
     log = run('study_efficiency.py', '--smoke', '--work-dir', str(tmp_path), '--results', str(tmp_path / 'again.md'))
     assert (tmp_path / 'again.md').read_text().split('\n\nWall')[0] == table.split('\n\nWall')[0], log[-2000:]
+    # selecting methods and skipping the fine-tune (the ablation options) reads the same caches
+    log = run('study_efficiency.py', '--smoke', '--methods', 'coma', '--ft-epochs', '0', '--work-dir', str(tmp_path),
+              '--results', str(tmp_path / 'coma.md'))
+    assert (tmp_path / 'coma.md').read_text().splitlines()[2].startswith('| CoMA | 1 |'), log[-2000:]
+    assert '| — |' in (tmp_path / 'coma.md').read_text()
