@@ -49,8 +49,6 @@ RECIPES = {
                  det='mmdet_configs/dyvit/mask-rcnn_dyvit-b_fpn_1x_coco.py',
                  seg='mmseg_configs/dyvit/upernet_dyvit-b_8xb2-160k_ade20k-512x512.py', img_size=224),
 }
-DET_CFG = RECIPES['demo']['det']
-SEG_CFG = RECIPES['demo']['seg']
 
 
 def log(msg: str) -> None:

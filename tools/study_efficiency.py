@@ -113,7 +113,6 @@ def linear_probe(backbone_ckpt: Optional[str], seed: int, data_root: str) -> flo
     import torch
     import torch.nn.functional as F
     from mmengine.config import Config
-    from mmengine.dataset import Compose  # noqa: F401  (the dataset builds its pipeline)
     from mmengine.registry import DATASETS, MODELS
     from coma.evaluation import topk_accuracy
     cfg = Config.fromfile(LINPROBE_CFG)
