@@ -15,6 +15,9 @@ model = dict(
     momentum=0.0,
     norm_pix=True,
     latent_loss='cosine',
+    # torch.compile of the encoders' masked forward and the decoders, on GPUs only (on CPU it does
+    # not pay); one graph each (fullgraph), static shapes.
+    compile='cuda',
     data_preprocessor={{_base_.data_preprocessor}},
 )
 train_dataloader = dict(batch_size=256)

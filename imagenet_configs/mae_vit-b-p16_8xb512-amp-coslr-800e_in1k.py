@@ -11,6 +11,7 @@ model = dict(
     decoder=dict(type='CoMADecoder', embed_dim=512, depth=8, num_heads=16),
     mask_ratio=0.75,
     norm_pix=True,
+    compile='cuda',  # torch.compile of encoder and decoder on GPUs (not on CPU, where it does not pay)
     data_preprocessor={{_base_.data_preprocessor}},
 )
 train_dataloader = dict(batch_size=512)

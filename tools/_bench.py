@@ -61,6 +61,23 @@ def run_worker(script: str, spec: Dict, timeout: int = 1800, worker: Callable[[D
     return json.loads(lines[-1])
 
 
+def machine_load() -> Dict:
+    """What else loads this machine: load averages and the busiest other processes (by CPU %)."""
+    info = dict(loadavg_1_5_15=list(os.getloadavg()), cpus=os.cpu_count())
+    try:
+        out = subprocess.run(['ps', '-eo', 'pcpu,comm', '--sort=-pcpu'], capture_output=True, text=True,
+                             timeout=10).stdout.splitlines()[1:6]
+        info['top_processes'] = [ln.strip() for ln in out]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
+def compile_fn(fn: Callable, fullgraph: bool) -> Callable:
+    """``torch.compile`` in its default mode with static shapes, as a new user would."""
+    return torch.compile(fn, fullgraph=fullgraph, dynamic=False)
+
+
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

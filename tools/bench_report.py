@@ -9,14 +9,21 @@ import sys
 def backbone_table(report):
     lines = [f"Device: {report['device']}; batch {report['batch']}; median of {report['repeats']} runs; "
              f"bf16 autocast: {report['amp']}.", '',
-             '| model | input | mode | median s/iter | images/s | peak memory (MiB) | params (M) |',
-             '| --- | --- | --- | --- | --- | --- | --- |']
+             '| model | input | mode | compiled | median s/iter | images/s | peak memory (MiB) | params (M) '
+             '| ATen ops (kernels) | compile s |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in report['rows']:
+        head = f"| {r['model']} | {r['size'][1]}x{r['size'][0]} | {r['mode']} | {'yes' if r.get('compile') else 'no'} |"
         if 'error' in r:
-            lines.append(f"| {r['model']} | {r['size'][1]}x{r['size'][0]} | {r['mode']} | error | | | |")
+            lines.append(f"{head} error | | | | | |")
             continue
-        lines.append(f"| {r['model']} | {r['size'][1]}x{r['size'][0]} | {r['mode']} | {r['median_s']:.4f} | "
-                     f"{r['imgs_per_s']:.1f} | {r['peak_mib']:.0f} | {r['params_m']:.1f} |")
+        ops = f"{r['ops']} ({r['kernel_ops']})" if 'ops' in r else ''
+        comp = f"{r['compile_s']:.0f}" if 'compile_s' in r else ''
+        lines.append(f"{head} {r['median_s']:.4f} | {r['imgs_per_s']:.1f} | {r['peak_mib']:.0f} | {r['params_m']:.1f} "
+                     f"| {ops} | {comp} |")
+    if report.get('machine_load'):
+        load = report['machine_load']
+        lines = [f"Machine load at start: {load.get('loadavg_1_5_15')} ({load.get('note') or 'nothing else noted'})."] + lines
     lines += ['', '| ratio | value |', '| --- | --- |']
     lines += [f'| {k} | {v:.3f} |' for k, v in report['summary'].items()]
     return '\n'.join(lines)
@@ -25,15 +32,20 @@ def backbone_table(report):
 def pretrain_table(report):
     lines = [f"Device: {report['device']}; batch {report['batch']}; median of {report['repeats']} steps; "
              f"AMP: {report['amp']}.", '',
-             '| setting | s/iter | vs MAE ViT-B/16 r0.75 | peak memory (MiB) | vs MAE ViT-B/16 r0.75 | params (M) |',
-             '| --- | --- | --- | --- | --- | --- |']
+             '| setting | compiled | s/iter | vs MAE ViT-B/16 r0.75 | vs MAE ViT-B/16 r0.6 | peak memory (MiB) '
+             '| vs MAE ViT-B/16 r0.75 | params (M) | ATen ops per step (kernels) |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in report['rows']:
-        s = report['summary'].get(r['setting'])
+        key = r['setting'] + (' (compiled)' if r.get('compile') else '')
+        s = report['summary'].get(key)
+        head = f"| {r['setting']} | {'yes' if r.get('compile') else 'no'} |"
         if s is None:
-            lines.append(f"| {r['setting']} | error | | | | |")
+            lines.append(f"{head} error | | | | | | |")
             continue
-        lines.append(f"| {r['setting']} | {s['s_per_iter']:.3f} | {s['time_vs_mae_vit_b_0_75']:.2f}x | "
-                     f"{s['peak_mib']:.0f} | {s['memory_vs_mae_vit_b_0_75']:.2f}x | {r['params_m']:.1f} |")
+        ops = f"{r['ops']} ({r['kernel_ops']})" if 'ops' in r else ''
+        vs6 = f"{s['time_vs_mae_vit_b_0_6']:.2f}x" if 'time_vs_mae_vit_b_0_6' in s else ''
+        lines.append(f"{head} {s['s_per_iter']:.3f} | {s['time_vs_mae_vit_b_0_75']:.2f}x | {vs6} | "
+                     f"{s['peak_mib']:.0f} | {s['memory_vs_mae_vit_b_0_75']:.2f}x | {r['params_m']:.1f} | {ops} |")
     return '\n'.join(lines)
 
 

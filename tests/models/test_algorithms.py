@@ -87,9 +87,9 @@ def test_branches_see_complementary_units(monkeypatch):
     for enc in (model.backbone, model.frozen_backbone):
         original = enc.forward_masked
 
-        def spy(x, mask, _orig=original):
+        def spy(x, mask, num_visible=None, _orig=original):
             seen.append(mask.clone())
-            return _orig(x, mask)
+            return _orig(x, mask, num_visible)
         monkeypatch.setattr(enc, 'forward_masked', spy)
     model.loss(torch.randn(3, 3, 96, 96))
     assert torch.equal(seen[0], ~seen[1])  # M_{t-1} sees exactly what M_t hid
@@ -164,3 +164,59 @@ def test_loss_falls_on_real_images(kind):
     curve = [float(step(model, wrapper, x)['loss_pix']) for _ in range(30)]
     first, last = np.mean(curve[:5]), np.mean(curve[-5:])
     assert last < 0.85 * first, curve  # measured: 0.75 (CoMA), 0.71 (MAE)
+
+
+def test_frozen_model_is_the_previous_optimizer_step_under_gradient_accumulation():
+    """With 2 micro-batches per optimizer step, both forwards of a step see M_{t-1} = the weights
+    before the previous optimizer step (an update per forward would hand the second micro-batch
+    M_t itself)."""
+    model = build()
+    wrapper = build_optim_wrapper(model, dict(optimizer=dict(type='AdamW', lr=1e-2), accumulative_counts=2))
+    model.train()
+    seen, online = [], []
+    original = model.frozen_backbone.forward_masked
+
+    def spy(x, mask, num_visible=None):
+        seen.append(model.frozen_backbone.patch_embed.weight.clone())
+        online.append(model.backbone.patch_embed.weight.detach().clone())
+        return original(x, mask, num_visible)
+    model.frozen_backbone.forward_masked = spy
+    for _ in range(6):  # three optimizer steps
+        step(model, wrapper, torch.randn(2, 3, 64, 64))
+    # micro-batches 2k and 2k+1 belong to optimizer step k
+    for k in range(3):
+        assert torch.equal(seen[2 * k], seen[2 * k + 1]), f'step {k}: M_(t-1) changed inside the step'
+    assert torch.equal(seen[2], online[0]) and torch.equal(seen[4], online[2])  # the pre-step weights
+    assert not torch.equal(seen[4], online[4])
+
+
+def test_frozen_update_ignores_other_optimizers():
+    model = build()
+    model.train()
+    frozen = model.frozen_backbone.patch_embed.weight.clone()
+    with torch.no_grad():
+        model.backbone.patch_embed.weight.add_(1.0)
+    model.loss(torch.randn(2, 3, 64, 64))
+    other = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    other.step()
+    assert torch.equal(model.frozen_backbone.patch_embed.weight, frozen)
+    wrapper = optim(model)
+    wrapper.optimizer.step()
+    assert torch.equal(model.frozen_backbone.patch_embed.weight, model.backbone.patch_embed.weight)
+
+
+def test_mask_seeds_do_not_collide_across_steps():
+    """The old seed (seed * 1_000_003 + step) * 1_000_033 + idx gave step s, sample i + 1_000_033 the
+    masks of step s + 1, sample i: ImageNet has 1.28M samples."""
+    from mmengine.structures import BaseDataElement
+
+    from coma.models.algorithms.mae import mask_seed_for
+    assert mask_seed_for(0, 0, 1_000_033) != mask_seed_for(0, 1, 0)
+    seeds = {mask_seed_for(0, s, i) for s in range(50) for i in range(0, 2_000_000, 20_011)}
+    assert len(seeds) == 50 * len(range(0, 2_000_000, 20_011))
+    model = build()
+    model.train()
+    x = torch.randn(1, 3, 224, 224)
+    a = model.mask_noise(x, [BaseDataElement(metainfo=dict(sample_idx=1_000_033))])  # step 0
+    b = model.mask_noise(x, [BaseDataElement(metainfo=dict(sample_idx=0))])  # step 1
+    assert not torch.equal(a, b)

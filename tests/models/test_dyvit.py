@@ -73,16 +73,32 @@ def _randomise(attn):
             p.normal_(0, 0.3)
 
 
-@pytest.mark.parametrize('side', [1, 2])
+def _assert_same_output_and_grads(attn, x, plan, ref_fn):
+    """Output, input gradient and every parameter gradient of DM-MSA equal the reference's (1e-5)."""
+    xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = attn(xa, plan)
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    grads = {n: p.grad.clone() for n, p in attn.named_parameters()}
+    attn.zero_grad()
+    ref = ref_fn(xr)
+    (ref * weight).sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(xa.grad, xr.grad, atol=1e-5, rtol=1e-5)
+    for n, p in attn.named_parameters():
+        torch.testing.assert_close(grads[n], p.grad, atol=1e-5, rtol=1e-5, msg=n)
+
+
+@pytest.mark.parametrize('side', [1, 2, 4])
 @pytest.mark.parametrize('grid,window,shifted', [((3, 3), 7, False), ((5, 4), 2, False), ((5, 4), 2, True)])
 def test_dmmsa_dense_matches_reference(grid, window, shifted, side):
     attn = DMMSA(16, 4, 2, unit_side=side, coarse_window=window).eval()
     _randomise(attn)
     b = 2
     x = torch.randn(b, grid[0] * grid[1], side * side, 16)
-    plan = dense_plan(b, grid, window, shifted, x.device)
-    ref = reference_dmmsa(attn, x, _grid_coords(b, grid), grid, window, shifted)
-    torch.testing.assert_close(attn(x, plan), ref, atol=1e-5, rtol=1e-5)
+    plan = dense_plan(b, grid, window, shifted, x.device, tokens=side * side, heads=attn.coarse_heads)
+    _assert_same_output_and_grads(
+        attn, x, plan, lambda xr: reference_dmmsa(attn, xr, _grid_coords(b, grid), grid, window, shifted))
 
 
 @pytest.mark.parametrize('grid,window,shifted', [((4, 4), 7, False), ((5, 4), 2, False), ((5, 4), 2, True)])
@@ -93,9 +109,15 @@ def test_dmmsa_masked_matches_reference(grid, window, shifted):
     ids = torch.stack([torch.randperm(n)[:n // 2].sort().values for _ in range(b)])
     coords = torch.stack([ids // grid[1], ids % grid[1]], -1)
     x = torch.randn(b, ids.shape[1], 4, 16)
-    plan = masked_plan(ids, grid, window, shifted)
-    ref = reference_dmmsa(attn, x, coords, grid, window, shifted)
-    torch.testing.assert_close(attn(x, plan), ref, atol=1e-5, rtol=1e-5)
+    plan = masked_plan(ids, grid, window, shifted, tokens=4, heads=attn.coarse_heads)
+    _assert_same_output_and_grads(attn, x, plan, lambda xr: reference_dmmsa(attn, xr, coords, grid, window, shifted))
+
+
+def test_dmmsa_rejects_a_plan_of_another_stage():
+    attn = DMMSA(16, 4, 2, unit_side=2, coarse_window=7)
+    plan = dense_plan(1, (2, 2), 7, False, torch.device('cpu'), tokens=16, heads=2)
+    with pytest.raises(ValueError, match='plan built for T=16'):
+        attn(torch.randn(1, 4, 4, 16), plan)
 
 
 def test_dmmsa_has_two_scales_and_dynamic_fusion():
@@ -109,7 +131,7 @@ def test_dmmsa_has_two_scales_and_dynamic_fusion():
     # input-dependent: different units get different group weights
     assert (w[0, 0] - w[0, 1]).abs().max() > 1e-3
     # zeroing the gate for a group removes that group's contribution
-    plan = dense_plan(1, (2, 2), 7, False, x.device)
+    plan = dense_plan(1, (2, 2), 7, False, x.device, tokens=16, heads=attn.coarse_heads)
     with torch.no_grad():
         attn.gate.weight.zero_()
         attn.gate.bias.copy_(torch.tensor([50.0, -50.0]))
@@ -141,6 +163,7 @@ def test_stem_and_merges_stay_inside_units():
         for stage in m.stages[:-1]:
             assert isinstance(stage.downsample, PatchMerging)
             ta, tb = stage.downsample(ta), stage.downsample(tb)
+    ta, tb = (t.view(1, 4, -1, t.shape[-1]) for t in (ta, tb))  # unit-major rows -> B, U, T, C
     assert not torch.equal(ta[:, 0], tb[:, 0])
     assert torch.equal(ta[:, 1:], tb[:, 1:])
 
@@ -297,3 +320,28 @@ def test_arch_validation():
     assert DyViT(custom)(torch.randn(1, 3, 32, 32))[0].shape[1] == 16
     with pytest.raises(ValueError, match='out_indices'):
         DyViT('nano', out_indices=(4,))
+
+
+# ---------------------------------------------------------------- checkpoints made before issue 11
+def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
+    """tests/data/*pre_issue11*: a converted backbone and its features, made by the DM-MSA of commit
+    aa32a02 (tests/data/make_pre_issue11_fixture.py). The state dict is unchanged, so it loads
+    strictly and the features agree to 1e-5."""
+    import os
+
+    from coma.models.checkpoint import load_backbone_checkpoint
+    here = os.path.join(os.path.dirname(__file__), '..', 'data')
+    ckpt = os.path.join(here, 'dyvit_pre_issue11_converted.pth')
+    ref = torch.load(os.path.join(here, 'dyvit_pre_issue11_features.pth'))
+    cfg = torch.load(ckpt)['meta']['backbone']
+    m = DyViT(cfg['arch'], out_indices=cfg['out_indices']).eval()
+    missing, unexpected = load_backbone_checkpoint(m, ckpt)
+    assert missing == [] and unexpected == []
+    with torch.no_grad():
+        feats = m(ref['dense_input'])
+        masked = m.forward_masked(ref['masked_input'], ref['mask'])
+        masked_static = m.forward_masked(ref['masked_input'], ref['mask'], num_visible=20)
+    for a, b in zip(feats, ref['dense_features']):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(masked, ref['masked_features'], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(masked_static, masked)

@@ -13,25 +13,89 @@ Self-Attention in a Unified Pre-training Framework" (Figure 3); our reading is S
   ``theta_{t-1} <- m * theta_{t-1} + (1 - m) * theta_t`` with the pre-step weights, so with
   ``m = 0`` M_{t-1} holds exactly the previous step's weights at every iteration.
 """
-from typing import Dict, List, Optional, Tuple, Union
+import hashlib
+import weakref
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
 from mmengine.dist import get_rank
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from ...masking import complementary_masks, random_masks
-from ..layers.units import image_to_units
+from ...masking import complementary_masks, num_hidden, random_masks
+from ..layers.units import image_to_units, visible_indices
 from ..losses.reconstruction import LatentPredictionLoss, PixelReconstructionLoss
 from ..utils.frozen import frozen_copy, momentum_update
 
 #: Logged values that are not part of the optimised loss.
 MONITOR_ONLY = ('loss_eval',)
 
+#: Compiled ``forward``/``forward_masked`` per module instance (weak keys: a copied or rebuilt
+#: module compiles its own; nothing compiled is stored on the module, so state dicts, deep copies
+#: and DDP see the plain module).
+_COMPILED: 'weakref.WeakKeyDictionary[nn.Module, Dict[str, Callable]]' = weakref.WeakKeyDictionary()
 
-def _rows(x: torch.Tensor, select: torch.Tensor) -> torch.Tensor:
-    """Rows of ``x`` ``(B, N, D)`` where ``select`` ``(B, N)`` is True, as ``(B, K, D)`` (same K per sample)."""
-    return x[select].view(x.shape[0], -1, x.shape[-1])
+
+def _before_step(owner: 'weakref.ref', optimizer: torch.optim.Optimizer) -> None:
+    """Optimizer-step pre-hook: a CoMA model that ran a training forward since its last update, and
+    whose encoder this optimizer trains, copies M_t (still at its pre-step weights) into M_{t-1}."""
+    model = owner()
+    if model is not None and model._frozen_pending and model.owns(optimizer):
+        model.update_frozen()
+        model._frozen_pending = False
+
+
+def mask_seed_for(mask_seed: int, step: int, index: int) -> int:
+    """A 63-bit generator seed for ``(mask_seed, step, index)``, collision-free in practice.
+
+    A hash, not arithmetic: ``(seed * P + step) * Q + index`` repeats itself as soon as ``index``
+    reaches ``Q`` (ImageNet's 1.28M samples pass any small prime).
+    """
+    digest = hashlib.blake2b(f'{mask_seed}/{step}/{index}'.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, 'little') >> 1
+
+
+def _rows(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Rows ``ids`` ``(B, K)`` of ``x`` ``(B, N, D)``, as ``(B, K, D)`` (a gather: static shape, no sync)."""
+    return torch.gather(x, 1, ids[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def compile_enabled(compile_cfg: Union[bool, str, Dict], device: torch.device) -> bool:
+    """Whether ``compile_cfg`` (False, True, ``'cuda'`` or a ``torch.compile`` kwargs dict) applies on ``device``."""
+    if isinstance(compile_cfg, dict):
+        return compile_cfg.get('device', 'any') in ('any', device.type)
+    if compile_cfg == 'cuda':
+        return device.type == 'cuda'
+    if isinstance(compile_cfg, bool):
+        return compile_cfg
+    raise ValueError(f"compile must be False, True, 'cuda' or a dict of torch.compile options, got {compile_cfg!r}")
+
+
+def maybe_compiled(module: nn.Module, method: str, compile_cfg: Union[bool, str, Dict],
+                   device: torch.device) -> Callable:
+    """``module.<method>``, compiled with ``fullgraph=True, dynamic=False`` when ``compile_cfg`` applies.
+
+    Args:
+        module: an encoder or decoder.
+        method: ``'forward'`` or ``'forward_masked'``.
+        compile_cfg: False, True, ``'cuda'`` (compile on CUDA only) or a dict of ``torch.compile``
+            options (``backend``, ``mode``, ...; ``device='cuda'`` limits it to CUDA).
+        device: where the inputs live.
+
+    Returns:
+        A callable with the method's signature.
+    """
+    if not compile_enabled(compile_cfg, device):
+        return getattr(module, method)
+    fns = _COMPILED.setdefault(module, {})
+    if method not in fns:
+        options = dict(compile_cfg) if isinstance(compile_cfg, dict) else {}
+        options.pop('device', None)
+        options = dict(dict(fullgraph=True, dynamic=False), **options)
+        fns[method] = torch.compile(getattr(module, method), **options)
+    return fns[method]
 
 
 class MAE(BaseModel):
@@ -46,21 +110,28 @@ class MAE(BaseModel):
         mask_seed: masks of training step ``s`` on rank ``r`` come from a generator seeded with
             ``(mask_seed, s, r)``; the step count is saved in checkpoints, so a resumed run draws
             exactly the masks an uninterrupted one would.
+        compile: compile the encoder's masked forward and the decoder with ``torch.compile``
+            (``fullgraph=True, dynamic=False``): False, True, ``'cuda'`` (only when the inputs are
+            on a GPU; the full recipes' default) or a dict of ``torch.compile`` options. The
+            parameters, state dict and checkpoints are those of the plain modules.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
     """
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.75, norm_pix: bool = True,
-                 mask_seed: int = 0, data_preprocessor: Optional[Dict] = None,
-                 init_cfg: Optional[Dict] = None) -> None:
+                 mask_seed: int = 0, compile: Union[bool, str, Dict] = False,
+                 data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         self.unit = self.backbone.unit
         self.decoder = MODELS.build(self._decoder_cfg(decoder))
         self.mask_ratio = mask_ratio
         self.mask_seed = mask_seed
+        compile_enabled(compile, torch.device('cpu'))  # validates the value
+        self.compile = compile
         self.pixel_loss = PixelReconstructionLoss(norm_pix)
         self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
+        self._step: Optional[int] = None  # host copy of mask_step for GPU runs (read once, not every step)
 
     def _decoder_cfg(self, decoder: Dict) -> Dict:
         return dict(dict(in_dim=self.backbone.unit_dim, unit=self.unit), **decoder)
@@ -72,11 +143,41 @@ class MAE(BaseModel):
             raise ValueError(f'pre-training images must be multiples of the {self.unit}-px unit, got {h}x{w}')
         return h // self.unit, w // self.unit
 
+    def encode(self, encoder: nn.Module, inputs: torch.Tensor, mask: torch.Tensor, num_visible: int) -> torch.Tensor:
+        """``encoder.forward_masked`` (compiled if configured): ``(B, num_visible, unit_dim)``."""
+        return maybe_compiled(encoder, 'forward_masked', self.compile, inputs.device)(inputs, mask, num_visible)
+
+    def decode(self, decoder: nn.Module, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``decoder(latents, mask)`` (compiled if configured): ``(B, gh*gw, embed_dim)``."""
+        return maybe_compiled(decoder, 'forward', self.compile, latents.device)(latents, mask)
+
+    def num_visible(self, inputs: torch.Tensor) -> int:
+        """Units M_t sees per sample: known from the ratio, so no mask is counted on the device."""
+        grid = self.grid(inputs)
+        return grid[0] * grid[1] - num_hidden(grid, self.mask_ratio)
+
+    def next_mask_step(self) -> int:
+        """The training step whose masks are drawn now; advances the checkpointed ``mask_step``.
+
+        On a GPU the count is read from the device once (after construction or a checkpoint load)
+        and then kept on the host, so no step waits for the device.
+        """
+        if self.mask_step.device.type == 'cpu' or self._step is None:
+            self._step = int(self.mask_step)
+        step = self._step
+        self._step += 1
+        self.mask_step.fill_(self._step)
+        return step
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._step = None  # read mask_step again
+
     def mask_noise(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
         """The uniform noise that ranks each sample's units (lowest hidden), ``(B, gh*gw)``.
 
         In training it is reproducible: sample ``i`` of step ``s`` draws from a generator seeded with
-        ``(mask_seed, s, sample_idx)`` when the data samples carry ``sample_idx`` (then the masks do
+        ``(mask_seed, s, sample_idx)`` (hashed by :func:`mask_seed_for`) when the data samples carry ``sample_idx`` (then the masks do
         not depend on how the batch is split over processes), else ``(mask_seed, s, rank)``. The
         step count is a checkpointed buffer, so a resumed run draws the masks an uninterrupted one
         would.
@@ -85,14 +186,17 @@ class MAE(BaseModel):
         n = self.grid(inputs)[0] * self.grid(inputs)[1]
         if not self.training:
             return torch.rand(b, n, device=inputs.device)
-        step = int(self.mask_step)
-        self.mask_step += 1
-        base = (self.mask_seed * 1_000_003 + step) * 1_000_033
+        step = self.next_mask_step()
         ids = [s.metainfo.get('sample_idx') for s in data_samples] if data_samples else []
         if ids and all(i is not None for i in ids):
-            rows = [torch.rand(n, generator=torch.Generator().manual_seed(base + int(i))) for i in ids]
-            return torch.stack(rows).to(inputs.device)
-        generator = torch.Generator(device=inputs.device).manual_seed(base + 7919 * get_rank())
+            rows = [torch.rand(n, generator=torch.Generator().manual_seed(mask_seed_for(self.mask_seed, step, int(i))))
+                    for i in ids]
+            noise = torch.stack(rows)
+            if inputs.device.type == 'cuda':  # pinned + non-blocking: the copy does not wait for the GPU
+                return noise.pin_memory().to(inputs.device, non_blocking=True)
+            return noise.to(inputs.device)
+        generator = torch.Generator(device=inputs.device).manual_seed(
+            mask_seed_for(self.mask_seed, step, -1 - get_rank()))  # ranks: negative indices
         return torch.rand(b, n, generator=generator, device=inputs.device)
 
     def sample_masks(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
@@ -100,16 +204,23 @@ class MAE(BaseModel):
         return random_masks(inputs.shape[0], self.grid(inputs), self.mask_ratio,
                             noise=self.mask_noise(inputs, data_samples))
 
-    def reconstruct(self, inputs: torch.Tensor, mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """M_t's forward: decoded tokens ``(B, N, D)`` and the unit pixel targets ``(B, N, P)``."""
-        decoded = self.decoder(self.backbone.forward_masked(inputs, mask), mask)
+    def reconstruct(self, inputs: torch.Tensor, mask: torch.Tensor,
+                    num_visible: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """M_t's forward: decoded tokens ``(B, N, D)`` and the unit pixel targets ``(B, N, P)``.
+
+        ``num_visible`` (from the ratio) spares counting the mask; None counts and checks it.
+        """
+        if num_visible is None:
+            num_visible = visible_indices(mask).shape[1]
+        decoded = self.decode(self.decoder, self.encode(self.backbone, inputs, mask, num_visible), mask)
         return decoded, image_to_units(inputs, self.unit).flatten(2)
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
         """``loss_pix`` on the hidden units."""
         mask = self.sample_masks(inputs, data_samples)
-        decoded, target = self.reconstruct(inputs, mask)
-        hidden = mask.flatten(1)
+        visible = self.num_visible(inputs)
+        decoded, target = self.reconstruct(inputs, mask, visible)
+        hidden = visible_indices(~mask, mask[0].numel() - visible)  # B, K ascending
         return dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -147,21 +258,39 @@ class CoMA(MAE):
         norm_pix: per-unit normalised pixel targets.
         latent_loss: ``'cosine'`` or ``'smooth_l1'``.
         mask_seed: as in :class:`MAE`.
+        eval_interval: ``loss_eval`` (M_{t-1}'s decoder on the units M_t saw) is monitoring only: it
+            is computed at every ``eval_interval``-th training step (and always outside training).
+            With ``lambda_lat = 0`` the frozen encoder runs only on those steps too (its latents
+            are then monitoring only, logged as ``loss_lat``).
+        compile: as in :class:`MAE`; applies to both models.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
     """
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.6, lambda_lat: float = 1.0,
                  momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine', mask_seed: int = 0,
+                 eval_interval: int = 10, compile: Union[bool, str, Dict] = False,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
-        super().__init__(backbone, decoder, mask_ratio, norm_pix, mask_seed, data_preprocessor, init_cfg)
+        super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
+                         compile=compile, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f'CoMA: momentum must be in [0, 1), got {momentum}')
         if lambda_lat < 0:
             raise ValueError(f'CoMA: lambda_lat must be >= 0, got {lambda_lat}')
-        self.lambda_lat, self.momentum = lambda_lat, momentum
+        if int(eval_interval) != eval_interval or eval_interval < 1:
+            raise ValueError(f'CoMA: eval_interval must be a positive integer, got {eval_interval}')
+        self.lambda_lat, self.momentum, self.eval_interval = lambda_lat, momentum, int(eval_interval)
         self.latent_loss = LatentPredictionLoss(latent_loss)
+        if lambda_lat == 0:
+            # not optimised: no gradient reaches it, so DDP must not wait for one
+            self.decoder.latent_head.requires_grad_(False)
         self.sync_frozen()
+        # M_{t-1} takes M_t's weights once per optimizer step, just before it (see _before_step).
+        self._frozen_pending = False
+        owner = weakref.ref(self)
+        handle = register_optimizer_step_pre_hook(
+            lambda optimizer, args, kwargs: _before_step(owner, optimizer))
+        weakref.finalize(self, handle.remove)
 
     def _decoder_cfg(self, decoder: Dict) -> Dict:
         return dict(dict(in_dim=self.backbone.unit_dim, unit=self.unit, latent_dim=self.backbone.unit_dim), **decoder)
@@ -183,30 +312,51 @@ class CoMA(MAE):
 
     @torch.no_grad()
     def update_frozen(self) -> None:
-        """``theta_{t-1} <- m * theta_{t-1} + (1 - m) * theta_t`` (called once per training forward)."""
+        """``theta_{t-1} <- m * theta_{t-1} + (1 - m) * theta_t``.
+
+        Called by the optimizer-step pre-hook, once per optimizer step that follows a training
+        forward, with M_t's pre-step weights: with gradient accumulation every micro-batch of a step
+        sees the same M_{t-1}, whoever calls ``train_step`` (mmengine's Runner, its DDP wrapper, a
+        user's loop).
+        """
         momentum_update(self.frozen_backbone, self.backbone, self.momentum)
         momentum_update(self.frozen_decoder, self.decoder, self.momentum)
 
     def loss(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> Dict[str, torch.Tensor]:
-        """``loss_pix`` and ``loss_lat`` (optimised) and ``loss_eval`` (logged)."""
+        """``loss_pix`` and ``loss_lat`` (optimised) and ``loss_eval`` (logged every ``eval_interval`` steps)."""
         mask, complement = complementary_masks(inputs.shape[0], self.grid(inputs), self.mask_ratio,
                                                noise=self.mask_noise(inputs, data_samples))
-        hidden, seen = mask.flatten(1), complement.flatten(1)
-        decoded, target = self.reconstruct(inputs, mask)
-        decoded_hidden = _rows(decoded, hidden)
-        losses = dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(decoded_hidden), _rows(target, hidden)))
-        with torch.no_grad():
-            # M_{t-1} sees exactly the units M_t hid (row-major, the same order as decoded_hidden).
-            latent_prev = self.frozen_backbone.forward_masked(inputs, complement)
-            recon_prev = self.frozen_decoder.pixel_head(_rows(self.frozen_decoder(latent_prev, complement), seen))
-            losses['loss_eval'] = self.pixel_loss(recon_prev, _rows(target, seen))
-        with torch.set_grad_enabled(torch.is_grad_enabled() and self.lambda_lat > 0):
-            loss_lat = self.latent_loss(self.decoder.latent_head(decoded_hidden), latent_prev)
-        losses['loss_lat'] = loss_lat * self.lambda_lat if self.lambda_lat > 0 else loss_lat.detach()
+        visible = self.num_visible(inputs)
+        hidden = mask[0].numel() - visible
+        # Row-major indices of the units M_t hid (= those M_{t-1} sees) and of those M_t saw.
+        ids_hidden, ids_seen = visible_indices(complement, hidden), visible_indices(mask, visible)
+        decoded, target = self.reconstruct(inputs, mask, visible)
+        decoded_hidden = _rows(decoded, ids_hidden)
+        losses = dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(decoded_hidden), _rows(target, ids_hidden)))
+        # self._step was advanced by mask_noise: this step is self._step - 1
+        monitor = not self.training or (self._step - 1) % self.eval_interval == 0
+        if self.lambda_lat > 0 or monitor:
+            with torch.no_grad():
+                # M_{t-1} sees exactly the units M_t hid (row-major, the same order as decoded_hidden).
+                latent_prev = self.encode(self.frozen_backbone, inputs, complement, hidden)
+                if monitor:
+                    decoded_prev = self.decode(self.frozen_decoder, latent_prev, complement)
+                    recon_prev = self.frozen_decoder.pixel_head(_rows(decoded_prev, ids_seen))
+                    losses['loss_eval'] = self.pixel_loss(recon_prev, _rows(target, ids_seen))
+            if self.lambda_lat > 0:
+                losses['loss_lat'] = self.latent_loss(self.decoder.latent_head(decoded_hidden), latent_prev) * self.lambda_lat
+            else:  # monitoring only
+                with torch.no_grad():
+                    losses['loss_lat'] = self.latent_loss(self.decoder.latent_head(decoded_hidden), latent_prev)
         if self.training:
-            # M_{t-1} has been used for this step: it now takes M_t's pre-step weights.
-            self.update_frozen()
+            # M_{t-1} has been used: it takes M_t's weights right before the next optimizer step.
+            self._frozen_pending = True
         return losses
+
+    def owns(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Whether ``optimizer`` trains this model's encoder."""
+        key = next((p for p in self.backbone.parameters() if p.requires_grad), None)
+        return key is not None and any(p is key for group in optimizer.param_groups for p in group['params'])
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         if self.lambda_lat == 0 and 'loss_lat' in losses:  # logged, not optimised

@@ -8,9 +8,11 @@ not available to us; this follows our SPEC (docs/design.md):
   stem and 2x2 patch merging. Both act inside one 32-px mask unit, so nothing of a hidden unit
   reaches a visible one;
 * every block is ``x + DMMSA(LN(x))`` then ``x + MLP(LN(x))``;
-* tokens are kept unit-major, ``(B, U, T, C)``, so the sparse masked forward (visible units only,
-  cost proportional to the visible fraction) and the dense forward (any input size, padded to a
-  multiple of 32) are the same code.
+* tokens are kept as unit-major rows, ``(B*U*T, C)``, so the sparse masked forward (visible units
+  only, cost proportional to the visible fraction) and the dense forward (any input size, padded to
+  a multiple of 32) are the same code. The coarse-attention plans are built once per forward and
+  stage, so no block rebuilds an index, and the masked forward has static shapes and no host sync
+  when it is given ``num_visible``: both forwards compile as one graph.
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -22,7 +24,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import DMMSA, CoarsePlan, dense_plan, masked_plan
+from ..layers.dm_msa import DMMSA, CoarsePlan, dense_plan, masked_rel_index, plan_for_stage
 from ..layers.units import image_to_units, pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
@@ -97,13 +99,21 @@ class DyViTBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, plan: CoarsePlan) -> torch.Tensor:
-        """x: ``(B, U, T, C)`` -> ``(B, U, T, C)``."""
-        x = x + self.drop_path(self.attn(self.norm1(x), plan))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        """x: ``(B*U*T, C)`` unit-major rows -> the same."""
+        x = x + self._drop(self.attn(self.norm1(x), plan), plan.batch)
+        return x + self._drop(self.mlp(self.norm2(x)), plan.batch)
+
+    def _drop(self, y: torch.Tensor, batch: int) -> torch.Tensor:
+        """Drop path per sample (rows are grouped by sample first)."""
+        if isinstance(self.drop_path, nn.Identity) or not self.training:
+            return y
+        return self.drop_path(y.view(batch, -1, y.shape[-1])).view(y.shape)
 
 
 class PatchMerging(nn.Module):
     """2x2 token merging inside each unit: ``(B, U, s*s, C) -> (B, U, s*s/4, 2C)``.
+
+    Also takes unit-major rows ``(B*U*s*s, C)`` and returns rows ``(B*U*s*s/4, 2C)``.
 
     Args:
         dim: input channels.
@@ -117,10 +127,11 @@ class PatchMerging(nn.Module):
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, u, t, c = x.shape
-        s = self.unit_side
-        x = x.view(b, u, s // 2, 2, s // 2, 2, c).permute(0, 1, 2, 4, 3, 5, 6).reshape(b, u, t // 4, 4 * c)
-        return self.reduction(self.norm(x))
+        c, s = x.shape[-1], self.unit_side
+        shape = (*x.shape[:-2], s * s // 4, 2 * c) if x.dim() == 4 else (-1, 2 * c)
+        # B*U, s/2, 2, s/2, 2, C -> B*U, s/2, s/2, 2, 2, C: the 2x2 neighbours of a merged token
+        x = x.reshape(-1, s // 2, 2, s // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
+        return self.reduction(self.norm(x)).view(shape)
 
 
 class DyViTStage(nn.Module):
@@ -137,7 +148,12 @@ class DyViTStage(nn.Module):
         self.downsample = PatchMerging(dim, unit_side) if downsample else None
 
     def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Returns the stage output (before merging) and the input of the next stage."""
+        """Returns the stage output (before merging) and the input of the next stage.
+
+        Args:
+            x: ``(B*U*T, C)`` unit-major rows.
+            plans: the coarse plans of this stage, unshifted and shifted.
+        """
         for blk in self.blocks:
             plan = plans[int(blk.shifted)]
             if self.with_cp and x.requires_grad:
@@ -261,19 +277,24 @@ class DyViT(BaseModule):
         return self
 
     def _embed(self, units: torch.Tensor) -> torch.Tensor:
-        """``(B, U, 3, 32, 32)`` unit crops -> ``(B, U, 64, C)`` stage-1 tokens."""
-        b, u = units.shape[:2]
+        """``(B, U, 3, 32, 32)`` unit crops -> ``(B*U*64, C)`` stage-1 token rows."""
         x = self.patch_embed(units.flatten(0, 1))  # B*U, C, 8, 8
-        return self.embed_norm(x.flatten(2).transpose(1, 2)).view(b, u, -1, x.shape[1])
+        return self.embed_norm(x.flatten(2).transpose(1, 2)).view(-1, x.shape[1])
 
-    def _run(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan],
+    def _stage_shapes(self) -> List[Tuple[int, int]]:
+        """``(tokens per unit, coarse heads)`` of each stage."""
+        return [((UNIT // (STEM_STRIDE * 2 ** i)) ** 2, self.arch['num_heads'][i] - self.arch['fine_heads'][i])
+                for i in range(NUM_STAGES)]
+
+    def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
              indices: Sequence[int]) -> List[torch.Tensor]:
-        """Runs the stages; returns the normed unit-major outputs of the stages in ``indices``."""
+        """Runs the stages; returns the normed outputs ``(B, U, T, C)`` of the stages in ``indices``."""
         outs = []
         for i, stage in enumerate(self.stages):
-            out, x = stage(x, plans)
+            out, x = stage(x, plans[i])
             if i in indices:
-                outs.append(getattr(self, f'norm{i}')(out))
+                p = plans[i][0]
+                outs.append(getattr(self, f'norm{i}')(out).view(p.batch, p.units, p.tokens, -1))
         return outs
 
     def forward(self, x: torch.Tensor) -> Union[Tuple[torch.Tensor, ...], torch.Tensor]:
@@ -289,7 +310,8 @@ class DyViT(BaseModule):
         b, _, h, w = x.shape
         x, _ = pad_to_multiple(x, UNIT)
         grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
-        plans = tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device) for shifted in (False, True))
+        plans = [tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device, t, hc) for shifted in (False, True))
+                 for t, hc in self._stage_shapes()]
         outs = self._run(self._embed(image_to_units(x, UNIT)), plans, self.out_indices)
         if self.num_classes > 0:
             return self.head(self.head_norm(outs[-1].mean(dim=(1, 2))))
@@ -299,12 +321,15 @@ class DyViT(BaseModule):
             maps.append(tokens_to_map(out, grid, UNIT // r)[..., :-(-h // r), :-(-w // r)].contiguous())
         return tuple(maps)
 
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
         """Sparse forward over the visible units only (work scales with the visible fraction).
 
         Args:
             x: ``(B, 3, H, W)`` with H and W multiples of 32.
             mask: ``(B, H/32, W/32)`` bool, True = hidden, the same hidden count in every sample.
+            num_visible: the visible units per sample (the algorithms know it from the mask ratio);
+                then the mask is not checked again and the call has static shapes and no host sync
+                (it compiles as one graph). When None it is counted from the mask, with a check.
 
         Returns:
             ``(B, N_visible, C_last)``: last-stage features of the visible units, row-major order,
@@ -317,8 +342,14 @@ class DyViT(BaseModule):
                              f'{tuple(x.shape)}; expected {(b, *grid)}')
         if NUM_STAGES - 1 not in self.out_indices:
             raise ValueError('DyViT.forward_masked needs the last stage in out_indices')
-        ids = visible_indices(mask)  # B, N
+        ids = visible_indices(mask, num_visible)  # B, N
         units = image_to_units(x, UNIT)
         units = torch.gather(units, 1, ids[:, :, None, None, None].expand(-1, -1, *units.shape[2:]))
-        plans = tuple(masked_plan(ids, grid, self.coarse_window, shifted) for shifted in (False, True))
+        # built once per forward for all blocks; a grid that fits one window is never shifted
+        shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
+        rels = [masked_rel_index(ids, grid, self.coarse_window, shifted) for shifted in shifts]
+        plans = []
+        for t, hc in self._stage_shapes():
+            stage_plans = tuple(plan_for_stage(*rel, t, hc) for rel in rels)
+            plans.append(stage_plans * 2 if len(stage_plans) == 1 else stage_plans)
         return self._run(self._embed(units), plans, (NUM_STAGES - 1,))[0][:, :, 0]  # B, N, C_last (T = 1)

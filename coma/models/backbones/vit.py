@@ -98,12 +98,14 @@ class ViT(BaseModule):
         p = self.patch_size
         return (fmap[..., :-(-h // p), :-(-w // p)].contiguous(),)
 
-    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward_masked(self, x: torch.Tensor, mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
         """Encodes the visible units only.
 
         Args:
             x: ``(B, 3, H, W)``, multiples of ``unit``.
             mask: ``(B, H/unit, W/unit)`` bool, True = hidden.
+            num_visible: visible units per sample if known (no check, no host sync), as in
+                :meth:`coma.models.backbones.dyvit.DyViT.forward_masked`.
 
         Returns:
             ``(B, N_visible, k*k*C)``: each visible unit's patch features, concatenated row-major.
@@ -113,7 +115,7 @@ class ViT(BaseModule):
         if mask.shape != (b, *grid):
             raise ValueError(f'ViT.forward_masked: mask shape {tuple(mask.shape)} does not match images '
                              f'{tuple(x.shape)}; expected {(b, *grid)}')
-        ids = visible_indices(mask)
+        ids = visible_indices(mask, num_visible)
         units = image_to_units(x, self.unit)
         units = torch.gather(units, 1, ids[:, :, None, None, None].expand(-1, -1, *units.shape[2:]))
         tokens = self._blocks(self._tokens(units, grid, ids))

@@ -13,33 +13,52 @@ available to us; this is our reading (docs/design.md):
   pooled features of the token's own unit: ``out = proj(concat_g(a_g(x) * O_g))``, which equals
   ``sum_g a_g(x) * proj_g(O_g)``.
 
-Tokens use the unit-major layout ``(B, U, T, C)`` of :mod:`coma.models.layers.units`, so the
-same code runs the dense forward (all units) and the sparse masked forward (visible units only).
+Tokens are unit-major rows: ``(B*U*T, C)`` for ``B`` samples of ``U`` units (all of them in dense
+mode, only the visible ones in masked mode) of ``T = s*s`` tokens each (see
+:mod:`coma.models.layers.units`), so the same code runs the dense and the sparse masked forward.
+
+Speed (issue 11): every index the attention needs is built once per forward and stage, outside the
+blocks (:class:`CoarsePlan`; dense plans are cached per batch, grid, shift, stage and device), and
+holds no data-dependent shapes, so the forward compiles as one graph. Each block makes one GEMM for
+``q`` and the fine keys/values (they read the same input), one fused SDPA call per head group with a
+bias whose last stride is 1 (GPU kernels reject others), and gathers each bias with one ``take``.
 """
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .rel_pos import coords_rel_index, window_rel_index
+from .rel_pos import coords_rel_index
 
 
 @dataclass
 class CoarsePlan:
-    """How units are grouped for the coarse attention of one stage and shift.
+    """How the units of one stage are grouped for the coarse attention.
 
     Attributes:
-        index: ``(G, L)`` long indices into the flattened ``B*U`` units (``-1`` = padding slot), or
-            None when the groups are simply the samples (``G = B``, ``L = U``).
-        rel_index: ``(G or 1, L, L)`` long indices into the coarse bias table.
-        key_mask: ``(G or 1, 1 or L, L)`` bool, True where a query unit may attend a key unit, or
-            None when every pair may.
+        batch: samples B.
+        units: units per sample U.
+        tokens: tokens per unit T at the stage the plan is for.
+        heads: coarse heads of that stage.
+        bias_index: ``(G or 1, heads, L*T, L)`` long indices into the flattened coarse bias table
+            ``(rows, heads)``; pairs that may not attend point into one extra row of ``-inf``.
+        masked: whether ``bias_index`` uses that extra row.
+        index: ``(G, L)`` long: the unit (in ``0..B*U-1``) in each window slot (padding slots hold
+            unit 0 and are masked as keys), or None when the groups are the samples (``G = B``,
+            ``L = U``).
+        inverse: ``(B*U,)`` long: each unit's slot in the flattened ``G*L`` slots (None with
+            ``index``).
     """
-    index: Optional[torch.Tensor]
-    rel_index: torch.Tensor
-    key_mask: Optional[torch.Tensor]
+    batch: int
+    units: int
+    tokens: int
+    heads: int
+    bias_index: torch.Tensor
+    masked: bool
+    index: Optional[torch.Tensor] = None
+    inverse: Optional[torch.Tensor] = None
 
 
 def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
@@ -49,9 +68,27 @@ def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
     return window, (window // 2 if shifted else 0)
 
 
-def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool,
-               device: torch.device) -> CoarsePlan:
+def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
+    """``(G, L, L)`` table rows -> ``(G, heads, L*T, L)`` flat indices into a ``(rows, heads)`` table.
+
+    Every token of a query unit shares that unit's row of offsets.
+    """
+    g, length, _ = rel.shape
+    head = torch.arange(heads, device=rel.device).view(1, heads, 1, 1, 1)
+    flat = rel.view(g, 1, length, 1, length) * heads + head  # G, heads, L, 1, L
+    return flat.expand(g, heads, length, tokens, length).reshape(g, heads, length * tokens, length)
+
+
+_DENSE_PLANS: Dict[tuple, CoarsePlan] = {}
+_DENSE_PLANS_MAX = 64  # distinct (batch, grid, ...) keys kept; detection sees a few sizes per run
+
+
+def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
+               tokens: int = 1, heads: int = 1) -> CoarsePlan:
     """Coarse windows over a full unit grid (Swin-style partition, padded and optionally shifted).
+
+    Plans hold only constants of their arguments, so they are cached (outside ``torch.compile``,
+    which folds them into the graph instead).
 
     Args:
         batch: batch size B.
@@ -59,49 +96,95 @@ def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool,
         window: coarse window side in units.
         shifted: shift the windows by half a window (only along axes longer than one window).
         device: where the index tensors live.
+        tokens: tokens per unit T of the stage.
+        heads: coarse heads of the stage.
 
     Returns:
         The :class:`CoarsePlan`.
     """
+    key = (batch, tuple(grid), window, shifted, tokens, heads, str(device))
+    compiling = torch.compiler.is_compiling()
+    if not compiling and key in _DENSE_PLANS:
+        return _DENSE_PLANS[key]
+    plan = _build_dense_plan(batch, grid, window, shifted, torch.device(device), tokens, heads)
+    if not compiling:
+        if len(_DENSE_PLANS) >= _DENSE_PLANS_MAX:
+            _DENSE_PLANS.pop(next(iter(_DENSE_PLANS)))
+        _DENSE_PLANS[key] = plan
+    return plan
+
+
+def _build_dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
+                      tokens: int, heads: int) -> CoarsePlan:
     (wh, sh), (ww, sw) = (_window_split(g, window, shifted) for g in grid)
     gh, gw = grid
     ph, pw = -(-(gh + sh) // wh) * wh, -(-(gw + sw) // ww) * ww
+    ys, xs = torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing='ij')
+    rel = coords_rel_index(torch.stack([ys.flatten(), xs.flatten()], -1), window)[None]  # 1, L, L
+    if ph == gh and pw == gw and sh == 0 and sw == 0 and wh == gh and ww == gw:  # one window: the samples
+        return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(rel, tokens, heads), masked=False)
     ids = torch.full((ph, pw), -1, dtype=torch.long, device=device)
     ids[sh:sh + gh, sw:sw + gw] = torch.arange(gh * gw, device=device).view(gh, gw)
     ids = ids.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)  # nW, L
-    ys, xs = torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing='ij')
-    rel = coords_rel_index(torch.stack([ys.flatten(), xs.flatten()], -1), window)[None]  # 1, L, L
-    if ids.shape[0] == 1 and sh == 0 and sw == 0:  # one window, no padding: identity grouping
-        return CoarsePlan(None, rel, None)
+    n_win, length = ids.shape
     valid = ids >= 0
+    masked = ph * pw != gh * gw  # some slots are padding
+    if masked:  # padding slots may not be attended: point them at the -inf row
+        rel = torch.where(valid[:, None, :], rel, (2 * window - 1) ** 2)  # nW, L, L
+    rel = rel.expand(batch, -1, -1, -1).reshape(-1, length, length) if masked else rel
     offsets = torch.arange(batch, device=device).view(batch, 1, 1) * (gh * gw)
-    index = torch.where(valid, ids + offsets, -1).reshape(-1, wh * ww)  # B*nW, L
-    key_mask = None if bool(valid.all()) else valid.repeat(batch, 1)[:, None, :]
-    return CoarsePlan(index, rel, key_mask)
+    index = torch.where(valid, ids + offsets, 0).reshape(-1, length)  # B*nW, L
+    # slot of every unit: sample b's unit j sits at b*nW*L + (its position among the slots)
+    slot_of = torch.empty(gh * gw, dtype=torch.long, device=device)
+    slot_of[ids[valid]] = torch.arange(n_win * length, device=device)[valid.flatten()]
+    inverse = (slot_of[None] + torch.arange(batch, device=device)[:, None] * (n_win * length)).flatten()
+    return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(rel, tokens, heads), masked, index, inverse)
 
 
-def masked_plan(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int, shifted: bool) -> CoarsePlan:
+def masked_plan(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int, shifted: bool,
+                tokens: int = 1, heads: int = 1) -> CoarsePlan:
     """Coarse grouping for the visible units only: same windows as :func:`dense_plan`.
+
+    Sync-free: shapes depend only on ``ids_keep.shape``.
 
     Args:
         ids_keep: ``(B, N)`` row-major indices of the visible units.
         grid: ``(gh, gw)`` units of the full image.
         window: coarse window side in units.
         shifted: as in :func:`dense_plan`.
+        tokens: tokens per unit T of the stage.
+        heads: coarse heads of the stage.
 
     Returns:
         The :class:`CoarsePlan` (groups are samples; keys outside a query's window are masked).
+    """
+    rel, masked = masked_rel_index(ids_keep, grid, window, shifted)
+    return CoarsePlan(ids_keep.shape[0], ids_keep.shape[1], tokens, heads, _bias_index(rel, tokens, heads), masked)
+
+
+def masked_rel_index(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int,
+                     shifted: bool) -> Tuple[torch.Tensor, bool]:
+    """``(B, N, N)`` coarse-table rows between the visible units (``(2w-1)**2`` = may not attend).
+
+    Shared by the stages of one masked forward; :func:`masked_plan` expands it per stage.
+
+    Returns:
+        The rows and whether any pair is masked.
     """
     gh, gw = grid
     coords = torch.stack([ids_keep // gw, ids_keep % gw], dim=-1)  # B, N, 2
     (wh, sh), (ww, sw) = (_window_split(g, window, shifted) for g in grid)
     if wh == gh and ww == gw:  # the whole grid is one window: attend over all visible units
-        return CoarsePlan(None, coords_rel_index(coords, window), None)
+        return coords_rel_index(coords, window), False
     win = torch.stack([(coords[..., 0] + sh) // wh, (coords[..., 1] + sw) // ww], -1)
     same = (win[:, :, None, :] == win[:, None, :, :]).all(-1)  # B, N, N
     local = torch.stack([(coords[..., 0] + sh) % wh, (coords[..., 1] + sw) % ww], -1)
-    rel = coords_rel_index(local, window)  # pairs in other windows are masked anyway
-    return CoarsePlan(None, rel, same)
+    return torch.where(same, coords_rel_index(local, window), (2 * window - 1) ** 2), True
+
+
+def plan_for_stage(rel: torch.Tensor, masked: bool, tokens: int, heads: int) -> CoarsePlan:
+    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`."""
+    return CoarsePlan(rel.shape[0], rel.shape[1], tokens, heads, _bias_index(rel, tokens, heads), masked)
 
 
 class DMMSA(nn.Module):
@@ -129,11 +212,13 @@ class DMMSA(nn.Module):
         self.coarse_heads = num_heads - fine_heads
         self.head_dim = dim // num_heads
         self.unit_side, self.coarse_window = unit_side, coarse_window
+        self.tokens = unit_side * unit_side
         self.attn_drop = attn_drop
         fine_dim = fine_heads * self.head_dim
         coarse_dim = self.coarse_heads * self.head_dim
         # With one token per unit (the last stage) the fine window holds the token alone, so its
-        # output is its value: no fine queries, keys or bias are needed.
+        # output is its value: no fine queries or bias are needed, and the key half of kv_fine is
+        # never read (kept so that checkpoints keep their keys and shapes).
         self.fine_attends = unit_side > 1
         self.q = nn.Linear(dim, dim if self.fine_attends else coarse_dim, bias=qkv_bias)
         self.kv_fine = nn.Linear(dim, 2 * fine_dim, bias=qkv_bias)
@@ -147,8 +232,15 @@ class DMMSA(nn.Module):
         nn.init.trunc_normal_(self.coarse_bias_table, std=0.02)
         if self.fine_attends:
             self.fine_bias_table = nn.Parameter(torch.zeros((2 * unit_side - 1) ** 2, fine_heads))
-            self.register_buffer('fine_rel_index', window_rel_index(unit_side), persistent=False)
+            # flat indices into the (rows, fine_heads) table, heads first: (1, hf, T, T), last stride 1
+            # (4-D: CPU's fused kernel takes no 3-D mask)
+            rel = coords_rel_index(_square_coords(unit_side), unit_side)
+            flat = rel[None, None] * fine_heads + torch.arange(fine_heads).view(1, -1, 1, 1)
+            self.register_buffer('fine_bias_index', flat, persistent=False)
             nn.init.trunc_normal_(self.fine_bias_table, std=0.02)
+        # group (0 fine, 1 coarse) of each head, to spread the two gate weights over the heads
+        self.register_buffer('head_group', torch.tensor([0] * fine_heads + [1] * self.coarse_heads),
+                             persistent=False)
         # Start from equal weights for both groups.
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
@@ -157,61 +249,79 @@ class DMMSA(nn.Module):
         """Runs DM-MSA.
 
         Args:
-            x: ``(B, U, T, C)`` unit-major tokens.
-            plan: the coarse grouping for these units.
+            x: ``(B*U*T, C)`` unit-major token rows, or ``(B, U, T, C)``.
+            plan: the coarse grouping of these units, built for this stage's ``T`` and coarse heads.
 
         Returns:
-            ``(B, U, T, C)``.
+            The same shape as ``x``.
         """
-        b, u, t, c = x.shape
+        b, u, t = plan.batch, plan.units, self.tokens
+        if plan.tokens != t or plan.heads != self.coarse_heads:
+            raise ValueError(f'DMMSA: plan built for T={plan.tokens}, {plan.heads} coarse heads; this layer '
+                             f'has T={t}, {self.coarse_heads}')
+        shape = x.shape
+        n, c = b * u, shape[-1]
         hf, hc, d = self.fine_heads, self.coarse_heads, self.head_dim
         drop = self.attn_drop if self.training else 0.0
-        pooled = x.mean(dim=2)  # B, U, C
-        weights = self.gate(pooled).softmax(-1) * 2  # B, U, 2 ; mean 1 per group
-        q = self.q(x).view(b * u, t, -1, d)
+        x = x.reshape(n * t, c) if x.dim() != 2 else x
+        pooled = x.view(n, t, c).mean(1)  # B*U, C
+        gate = self.gate(pooled).softmax(-1) * 2  # B*U, 2 ; mean 1 per group
 
-        # Fine group: attention inside each unit.  B*U, hf, T, d
-        kv = self.kv_fine(x).view(b * u, t, 2, hf, d).permute(2, 0, 3, 1, 4)
-        if not self.fine_attends:  # a one-token window attends only to itself
-            o_fine = kv[1]
-        else:
-            bias = self.fine_bias_table[self.fine_rel_index].permute(2, 0, 1)[None]  # 1, hf, T, T
-            o_fine = F.scaled_dot_product_attention(q[:, :, :hf].transpose(1, 2), kv[0], kv[1],
-                                                    attn_mask=bias.to(x.dtype), dropout_p=drop)
-        o_fine = o_fine.transpose(1, 2).reshape(b, u, t, hf * d)
+        if self.fine_attends:
+            # One GEMM for q (all heads) and the fine keys/values: heads [q_f | q_c | k_f | v_f].
+            w = torch.cat([self.q.weight, self.kv_fine.weight])
+            bias = None if self.q.bias is None else torch.cat([self.q.bias, self.kv_fine.bias])
+            qkv = F.linear(x, w, bias).view(n, t, -1, d).transpose(1, 2)  # B*U, H+2hf, T, d
+            q_f, q_c, k_f, v_f = qkv.split([hf, hc, hf, hf], dim=1)
+            fine_bias = self.fine_bias_table.take(self.fine_bias_index).to(q_f.dtype)  # 1, hf, T, T
+            o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias, dropout_p=drop)
+            o_fine = o_fine.transpose(1, 2)  # B*U, T, hf, d
+        else:  # one token per unit: the fine output is the value, and no fine key is computed
+            fine_dim = hf * d
+            w = torch.cat([self.q.weight, self.kv_fine.weight[fine_dim:]])
+            bias = None if self.q.bias is None else torch.cat([self.q.bias, self.kv_fine.bias[fine_dim:]])
+            q_c, o_fine = F.linear(x, w, bias).view(n, 1, -1, d).split([hc, hf], dim=2)
+            q_c = q_c.transpose(1, 2)  # B*U, hc, 1, d
+        o_coarse = self._coarse(q_c, self.kv_coarse(pooled), plan, drop)  # B*U, T, hc, d
 
-        # Coarse group: every token attends to the pooled units of its window.
-        kv = self.kv_coarse(pooled).view(b * u, 2, hc, d)
-        o_coarse = self._coarse(q[:, :, -hc:], kv[:, 0], kv[:, 1], plan, drop)
-        o_coarse = o_coarse.reshape(b, u, t, hc * d)
+        out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
+        out = out * gate[:, self.head_group].view(n, 1, -1, 1)
+        out = self.proj_drop(self.proj(out.view(n * t, c)))
+        return out if len(shape) == 2 else out.view(shape)
 
-        out = torch.cat([o_fine * weights[..., :1, None], o_coarse * weights[..., 1:, None]], dim=-1)
-        return self.proj_drop(self.proj(out))
+    def _coarse(self, q: torch.Tensor, kv: torch.Tensor, plan: CoarsePlan, drop: float) -> torch.Tensor:
+        """Coarse attention: every token attends to the pooled units of its window.
 
-    def _coarse(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: CoarsePlan,
-                drop: float) -> torch.Tensor:
-        """Coarse attention. q: ``(B*U, T, hc, d)``; k, v: ``(B*U, hc, d)``. Returns ``(B*U, T, hc, d)``."""
-        n, t, hc, d = q.shape
-        if plan.index is None:  # groups are the samples: n = G*L
-            length = plan.rel_index.shape[-1]
-            g = n // length
-            gq, gk, gv = q.reshape(g, length, t, hc, d), k.view(g, length, hc, d), v.view(g, length, hc, d)
-        else:
-            g, length = plan.index.shape
-            safe = plan.index.clamp(min=0)
-            gq, gk, gv = q[safe], k[safe], v[safe]  # G, L, ...
-        # Every token of a unit attends to the same L pooled keys: queries are the L*T tokens of
-        # the group, keys the L units. The unit-offset bias is shared by a unit's T tokens.
-        gq = gq.permute(0, 3, 1, 2, 4).reshape(g, hc, length * t, d)  # G, hc, L*T, d
-        gk, gv = gk.transpose(1, 2), gv.transpose(1, 2)  # G, hc, L, d
-        bias = self.coarse_bias_table[plan.rel_index].permute(0, 3, 1, 2)  # G|1, hc, L, L
-        if plan.key_mask is not None:
-            bias = bias.masked_fill(~plan.key_mask[:, None], float('-inf'))
-        bias = bias.repeat_interleave(t, dim=2).to(q.dtype)  # G|1, hc, L*T, L
-        out = F.scaled_dot_product_attention(gq, gk, gv, attn_mask=bias, dropout_p=drop)
-        out = out.view(g, hc, length, t, d).permute(0, 2, 3, 1, 4)  # G, L, T, hc, d
-        if plan.index is None:
-            return out.reshape(n, t, hc, d)
-        # Scatter the real slots back to their units (each unit sits in exactly one slot).
-        keep = (plan.index >= 0).flatten()
-        return q.new_zeros(n, t, hc, d).index_copy(0, plan.index.flatten()[keep], out.reshape(-1, t, hc, d)[keep])
+        Args:
+            q: ``(B*U, hc, T, d)`` queries.
+            kv: ``(B*U, 2*hc*d)`` pooled keys and values.
+            plan: the grouping.
+            drop: attention dropout.
+
+        Returns:
+            ``(B*U, T, hc, d)``.
+        """
+        b, u = plan.batch, plan.units
+        n, hc, t, d = q.shape
+        table = self.coarse_bias_table
+        if plan.masked:  # one extra row for the pairs that may not attend
+            table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
+        bias = table.take(plan.bias_index).to(q.dtype)  # G|1, hc, L*T, L ; last stride 1
+        if plan.index is None:  # the groups are the samples: queries are the U*T tokens of a sample
+            q = q.view(b, u, hc, t, d).transpose(1, 2).reshape(b, hc, u * t, d)
+            k, v = kv.view(b, u, 2, hc, d).permute(2, 0, 3, 1, 4).unbind(0)  # B, hc, U, d
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+            # fused kernels return (B, U*T, hc, d) memory transposed, so this is a view
+            return out.transpose(1, 2).reshape(n, t, hc, d)
+        g, length = plan.index.shape
+        q = q[plan.index].permute(0, 2, 1, 3, 4).reshape(g, hc, length * t, d)  # G, hc, L*T, d
+        k, v = kv.view(n, 2, hc, d)[plan.index].permute(2, 0, 3, 1, 4).unbind(0)  # G, hc, L, d
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
+        out = out.view(g, hc, length, t, d).permute(0, 2, 3, 1, 4).reshape(g * length, t, hc, d)
+        return out[plan.inverse]  # each unit back from its slot
+
+
+def _square_coords(side: int) -> torch.Tensor:
+    """``(side*side, 2)`` row-major (row, col) positions of a square window."""
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing='ij')
+    return torch.stack([ys.flatten(), xs.flatten()], dim=-1)

@@ -9,7 +9,7 @@ a visible one.
 
 Mask convention, everywhere in this package: ``True`` = hidden.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,21 +82,30 @@ def tokens_to_map(x: torch.Tensor, grid: Tuple[int, int], side: int) -> torch.Te
     return x.reshape(b, c, gh * s, gw * s)
 
 
-def visible_indices(mask: torch.Tensor) -> torch.Tensor:
+def visible_indices(mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
     """Row-major indices of the visible units of each sample.
 
     Args:
         mask: ``(B, gh, gw)`` bool, True = hidden; every sample must hide the same number of units.
+        num_visible: the visible units per sample, when the caller knows it (e.g. from the mask
+            ratio). Then nothing is checked and nothing waits for the device, so the call compiles
+            into a graph with static shapes; when None it is counted from the mask and checked.
 
     Returns:
         ``(B, N_visible)`` long indices into the flattened ``gh*gw`` grid, ascending.
+
+    Raises:
+        ValueError: a mask that is not ``(B, gh, gw)`` bool, or (``num_visible`` None) samples that
+            keep different numbers of units.
     """
     if mask.dtype != torch.bool or mask.dim() != 3:
         raise ValueError(f'mask must be a (B, gh, gw) bool tensor, got {tuple(mask.shape)} {mask.dtype}')
     flat = mask.flatten(1)
-    counts = (~flat).sum(1)
-    if not bool((counts == counts[0]).all()):
-        raise ValueError(f'every sample must keep the same number of units, got {counts.tolist()}')
+    if num_visible is None:
+        counts = (~flat).sum(1)
+        if not bool((counts == counts[0]).all()):
+            raise ValueError(f'every sample must keep the same number of units, got {counts.tolist()}')
+        num_visible = int(counts[0])
     # A stable sort puts visible (False) units first, each group in ascending order.
     order = torch.sort(flat.to(torch.uint8), dim=1, stable=True).indices
-    return order[:, :int(counts[0])]
+    return order[:, :num_visible]

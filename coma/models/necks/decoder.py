@@ -4,7 +4,7 @@ One token per mask unit: visible units carry the projected encoder features, hid
 mask token; fixed 2-D sin-cos positions; transformer blocks (default 8 x 512); then heads that
 predict a unit's pixels (``unit*unit*3``) and, for CoMA, the frozen model's latent of that unit.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -35,6 +35,7 @@ class CoMADecoder(BaseModule):
                  init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.embed_dim = embed_dim
+        self._pos_cache: Dict[tuple, torch.Tensor] = {}
         self.embed = nn.Linear(in_dim, embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
@@ -59,10 +60,19 @@ class CoMADecoder(BaseModule):
             the rows you need).
         """
         b, gh, gw = mask.shape
-        ids = visible_indices(mask)
+        ids = visible_indices(mask, latents.shape[1])  # the count is the latents': static, no sync
         x = self.mask_token.to(latents.dtype).expand(b, gh * gw, -1)
         x = x.scatter(1, ids[..., None].expand(-1, -1, self.embed_dim), self.embed(latents).to(x.dtype))
-        x = x + sincos_2d((gh, gw), self.embed_dim).to(x)
+        x = x + self._pos_embed((gh, gw), x)
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)
+
+    def _pos_embed(self, grid: Tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """Fixed sin-cos positions of ``grid``, cached per grid, device and dtype outside compilation."""
+        key = (tuple(grid), like.device, like.dtype)
+        if torch.compiler.is_compiling():
+            return sincos_2d(grid, self.embed_dim).to(like)
+        if key not in self._pos_cache:
+            self._pos_cache[key] = sincos_2d(grid, self.embed_dim).to(like)
+        return self._pos_cache[key]

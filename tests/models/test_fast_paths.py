@@ -1,0 +1,209 @@
+"""Issue 11: the fast paths. Deterministic proxies only (op counts, whole-graph compilation,
+equality with eager), never timings: speed is measured by tools/benchmark_*.py."""
+import copy
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+
+from coma.analysis import count_aten_ops
+from coma.models import CoMA, CoMADecoder, DyViT
+
+#: ATen ops of one DyViT-B forward at batch 2, 224x224 (torch 2.14.1). Issue 11 asked for <= 900,
+#: Hiera-B's count (875 with views, 373 kernels; ViT-B/16 332 and 124). Measured after the rewrite:
+#: dense 1115 (567 kernels), masked 1149 (591), down from 1972 (591) and 1935 (583). The 900 is
+#: not met: a DyViT block has two attentions, a gate and a pooling (45 ops, 24 of them kernels),
+#: where a Hiera block has one attention (about 36 ops). These budgets guard what was reached.
+OP_BUDGET = 1160
+KERNEL_OP_BUDGET = 600
+
+
+def _mask(b, grid, keep, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = grid[0] * grid[1]
+    mask = torch.ones(b, n, dtype=torch.bool)
+    for i in range(b):
+        mask[i, torch.randperm(n, generator=g)[:keep]] = False
+    return mask.view(b, *grid)
+
+
+@pytest.fixture(scope='module')
+def dyvit_base():
+    return DyViT('base').eval()
+
+
+@pytest.mark.parametrize('mode', ['dense', 'masked'])
+def test_dyvit_base_op_budget(dyvit_base, mode):
+    """One forward of DyViT-B at batch 2, 224x224 dispatches at most OP_BUDGET ATen ops."""
+    x = torch.randn(2, 3, 224, 224)
+    mask = _mask(2, (7, 7), keep=20)
+    call = (lambda: dyvit_base(x)) if mode == 'dense' else (lambda: dyvit_base.forward_masked(x, mask, 20))
+    with torch.no_grad():
+        call()  # dense plans are cached after the first call of a size, as in training
+        total, kernels, per_op = count_aten_ops(call)
+    assert total <= OP_BUDGET, f'{mode}: {total} ATen ops > {OP_BUDGET}; most frequent: {per_op.most_common(8)}'
+    assert kernels <= KERNEL_OP_BUDGET, f'{mode}: {kernels} computing ATen ops > {KERNEL_OP_BUDGET}'
+    assert per_op['aten._scaled_dot_product_flash_attention_for_cpu'] == 46  # no math fallback: 22 fine + 24 coarse
+
+
+def test_op_counter_counts():
+    total, kernels, per_op = count_aten_ops(lambda: torch.ones(3).add(1).mul(2).view(3, 1))
+    assert per_op['aten.add'] == 1 and per_op['aten.mul'] == 1 and per_op['aten.view'] == 1
+    assert total == sum(per_op.values()) >= 4
+    assert kernels == total - 1  # the view computes nothing
+
+
+# ---------------------------------------------------------------- whole-graph compilation
+# fullgraph=True fails on any graph break (a host sync such as .item() or int(tensor), a
+# data-dependent shape, an untraceable call). 'aot_eager' traces forward and backward through
+# AOTAutograd without code generation (seconds); one test runs inductor on a small model.
+TINY = dict(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(2, 2, 4, 8), fine_heads=(1, 1, 2, 4))
+
+
+def _compile(fn, backend='aot_eager'):
+    torch._dynamo.reset()
+    return torch.compile(fn, fullgraph=True, dynamic=False, backend=backend)
+
+
+def test_dense_forward_compiles_as_one_graph():
+    torch.manual_seed(0)
+    m = DyViT('nano').eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        eager = m(x)
+        compiled = _compile(m.forward)(x)
+    for a, b in zip(compiled, eager):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_masked_forward_and_decoder_compile_as_one_graph_with_gradients():
+    torch.manual_seed(0)
+    m = DyViT('nano')
+    dec = CoMADecoder(in_dim=m.unit_dim, unit=32, embed_dim=64, depth=2, num_heads=4)
+    x = torch.randn(2, 3, 128, 128)
+    mask = _mask(2, (4, 4), keep=6)
+    eager = dec(m.forward_masked(x, mask, 6), mask)
+    eager.square().mean().backward()
+    ref = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    m.zero_grad()
+    compiled = _compile(dec.forward)(_compile(m.forward_masked)(x, mask, 6), mask)
+    compiled.square().mean().backward()
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    for n, g in ref.items():
+        torch.testing.assert_close(dict(m.named_parameters())[n].grad, g, atol=1e-5, rtol=1e-4, msg=n)
+
+
+def test_inductor_compiled_forwards_equal_eager():
+    """Code generation too (inductor on CPU), on a small DyViT and decoder to keep the compile short."""
+    torch.manual_seed(0)
+    m = DyViT(TINY).eval()
+    dec = CoMADecoder(in_dim=m.unit_dim, unit=32, embed_dim=32, depth=1, num_heads=2).eval()
+    x = torch.randn(2, 3, 64, 96)
+    mask = _mask(2, (2, 3), keep=2)
+
+    def both(x, mask):
+        return dec(m.forward_masked(x, mask, 2), mask), m(x)
+    with torch.no_grad():
+        (dec_c, dense_c), (dec_e, dense_e) = _compile(both, 'inductor')(x, mask), both(x, mask)
+    torch.testing.assert_close(dec_c, dec_e, atol=1e-4, rtol=1e-4)
+    for a, b in zip(dense_c, dense_e):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_masked_forward_over_several_windows_compiles_as_one_graph():
+    """Grids larger than a coarse window (shifted windows, masked pairs) trace without a break too."""
+    torch.manual_seed(0)
+    m = DyViT('nano', coarse_window=2).eval()
+    x = torch.randn(1, 3, 160, 96)
+    mask = _mask(1, (5, 3), keep=7)
+    with torch.no_grad():
+        eager = m.forward_masked(x, mask, 7)
+        compiled = _compile(m.forward_masked)(x, mask, 7)
+        dense = _compile(m.forward)(x)
+    torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-5)
+    for a, b in zip(dense, m(x)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- compile as a config switch
+def _coma(**kw):
+    cfg = dict(backbone=dict(type='DyViT', arch='nano'),
+               decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4), mask_ratio=0.6)
+    cfg.update(kw)
+    return CoMA(**cfg)
+
+
+def _train(model, batches):
+    wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-3))
+    logs = []
+    for x in batches:
+        logs.append(model.train_step(dict(inputs=x), wrapper))
+    return wrapper, logs
+
+
+def test_compiled_pretraining_and_resume_give_the_eager_weights():
+    """CoMA with ``compile`` trains to the weights of the eager model, and a run resumed from a
+    state dict under compile ends where the uninterrupted eager run ends."""
+    torch.manual_seed(0)
+    eager = _coma()
+    compiled = _coma(compile=dict(backend='aot_eager'))
+    compiled.load_state_dict(eager.state_dict())
+    eager.train(), compiled.train()
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(2, 3, 96, 96, generator=g) for _ in range(4)]
+    _train(eager, batches)
+    # interrupted: 2 steps, then a fresh compiled model resumes from the saved state and optimizer
+    first = _coma(compile=dict(backend='aot_eager'))
+    first.load_state_dict(compiled.state_dict())
+    first.train()
+    wrapper, _ = _train(first, batches[:2])
+    state, optim = copy.deepcopy(first.state_dict()), copy.deepcopy(wrapper.state_dict())
+    resumed = _coma(compile=dict(backend='aot_eager'))
+    resumed.load_state_dict(state)
+    resumed.train()
+    wrapper = OptimWrapper(torch.optim.AdamW(resumed.parameters(), lr=1e-3))
+    wrapper.load_state_dict(optim)
+    for x in batches[2:]:
+        resumed.train_step(dict(inputs=x), wrapper)
+    assert int(resumed.mask_step) == 4
+    ref = eager.state_dict()
+    for k, v in resumed.state_dict().items():
+        torch.testing.assert_close(v, ref[k], atol=1e-5, rtol=1e-5, msg=k)
+
+
+def test_compile_switch_values():
+    assert _coma(compile='cuda').compile == 'cuda'
+    with pytest.raises(ValueError, match='compile must be'):
+        _coma(compile='sometimes')
+
+
+# ---------------------------------------------------------------- less work per CoMA step
+def _count_calls(module, method, monkeypatch):
+    calls = []
+    original = getattr(module, method)
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(module, method, spy)
+    return calls
+
+
+def test_loss_eval_every_eval_interval_steps(monkeypatch):
+    model = _coma(eval_interval=3)
+    model.train()
+    decoder_calls = _count_calls(model.frozen_decoder, 'forward', monkeypatch)
+    logged = [set(model.loss(torch.randn(2, 3, 64, 64))) for _ in range(7)]
+    assert len(decoder_calls) == 3  # steps 0, 3, 6
+    assert [('loss_eval' in keys) for keys in logged] == [True, False, False, True, False, False, True]
+    assert all({'loss_pix', 'loss_lat'} <= keys for keys in logged)
+
+
+def test_no_latent_target_when_lambda_lat_is_zero(monkeypatch):
+    model = _coma(lambda_lat=0.0, eval_interval=4)
+    model.train()
+    encoder_calls = _count_calls(model.frozen_backbone, 'forward_masked', monkeypatch)
+    logged = [set(model.loss(torch.randn(2, 3, 64, 64))) for _ in range(5)]
+    assert len(encoder_calls) == 2  # steps 0 and 4, for monitoring only
+    assert logged[1] == {'loss_pix'}
+    assert not any(p.requires_grad for p in model.decoder.latent_head.parameters())
