@@ -1,0 +1,29 @@
+"""Made with the DM-MSA of commit aa32a02 (before issue 11): a converted backbone checkpoint and its features."""
+import sys, types, torch
+root = '/tmp/old'  # a checkout of commit aa32a02
+sys.path.insert(0, root)
+pkg = types.ModuleType('coma'); pkg.__path__ = [root + '/coma']; sys.modules['coma'] = pkg
+mm = types.ModuleType('coma.models'); mm.__path__ = [root + '/coma/models']; sys.modules['coma.models'] = mm
+from coma.models.backbones.dyvit import DyViT
+torch.manual_seed(0)
+arch = dict(embed_dim=8, depths=(1, 1, 2, 2), num_heads=(2, 2, 4, 8), fine_heads=(1, 1, 2, 4))
+m = DyViT(arch).eval()
+with torch.no_grad():
+    for p in m.parameters():
+        p.add_(torch.randn_like(p) * 0.1)
+g = torch.Generator().manual_seed(0)
+x = torch.randn(1, 3, 65, 97, generator=g)
+xm = torch.randn(1, 3, 224, 224, generator=g)
+mask = torch.ones(1, 49, dtype=torch.bool)
+for i in range(1):
+    mask[i, torch.randperm(49, generator=g)[:20]] = False
+mask = mask.view(1, 7, 7)
+with torch.no_grad():
+    feats = [f.clone() for f in m(x)]
+    masked = m.forward_masked(xm, mask)
+torch.save(dict(state_dict=m.state_dict(), meta=dict(backbone=dict(type='DyViT', arch=arch, out_indices=(0, 1, 2, 3)),
+                                                    made_by='DyViT of commit aa32a02')),
+           '/work/main/tests/data/dyvit_pre_issue11_converted.pth')
+torch.save(dict(dense_input=x, dense_features=feats, masked_input=xm, mask=mask, masked_features=masked),
+           '/work/main/tests/data/dyvit_pre_issue11_features.pth')
+print(sum(p.numel() for p in m.parameters()))
