@@ -42,8 +42,10 @@ class CoarsePlan:
         units: units per sample U.
         tokens: tokens per unit T at the stage the plan is for.
         heads: coarse heads of that stage.
-        bias_index: ``(G or 1, heads, L*T, L)`` long indices into the flattened coarse bias table
-            ``(rows, heads)``; pairs that may not attend point into one extra row of ``-inf``.
+        bias_index: ``(G or 1, heads, L, 1, L)`` long indices into the flattened coarse bias table
+            ``(rows, heads)``; pairs that may not attend point into one extra row of ``-inf``. The
+            bias is gathered at this size and expanded over the T tokens of a query unit (so its
+            gradient is a sum over T, not a scatter of L*T*L values into the small table).
         masked: whether ``bias_index`` uses that extra row.
         index: ``(G, L)`` long: the unit (in ``0..B*U-1``) in each window slot (padding slots hold
             unit 0 and are masked as keys), or None when the groups are the samples (``G = B``,
@@ -69,14 +71,13 @@ def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
 
 
 def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
-    """``(G, L, L)`` table rows -> ``(G, heads, L*T, L)`` flat indices into a ``(rows, heads)`` table.
+    """``(G, L, L)`` table rows -> ``(G, heads, L, 1, L)`` flat indices into a ``(rows, heads)`` table.
 
-    Every token of a query unit shares that unit's row of offsets.
+    Every token of a query unit shares that unit's row of offsets (``tokens`` is checked by the layer).
     """
     g, length, _ = rel.shape
     head = torch.arange(heads, device=rel.device).view(1, heads, 1, 1, 1)
-    flat = rel.view(g, 1, length, 1, length) * heads + head  # G, heads, L, 1, L
-    return flat.expand(g, heads, length, tokens, length).reshape(g, heads, length * tokens, length)
+    return rel.view(g, 1, length, 1, length) * heads + head  # G, heads, L, 1, L
 
 
 _DENSE_PLANS: Dict[tuple, CoarsePlan] = {}
@@ -306,7 +307,10 @@ class DMMSA(nn.Module):
         table = self.coarse_bias_table
         if plan.masked:  # one extra row for the pairs that may not attend
             table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
-        bias = table.take(plan.bias_index).to(q.dtype)  # G|1, hc, L*T, L ; last stride 1
+        bias = table.take(plan.bias_index).to(q.dtype)  # G|1, hc, L, 1, L
+        g_, _, length, _, _ = bias.shape
+        # the same offsets for the T tokens of a query unit: G|1, hc, L*T, L, last stride 1
+        bias = bias.expand(-1, -1, -1, t, -1).reshape(g_, hc, length * t, length)
         if plan.index is None:  # the groups are the samples: queries are the U*T tokens of a sample
             q = q.view(b, u, hc, t, d).transpose(1, 2).reshape(b, hc, u * t, d)
             k, v = kv.view(b, u, 2, hc, d).permute(2, 0, 3, 1, 4).unbind(0)  # B, hc, U, d
