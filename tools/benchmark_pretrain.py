@@ -77,18 +77,8 @@ def worker(spec):
     wrapper = dict(type='AutoAmpOptimWrapper', dtype='bfloat16') if spec['amp'] else dict(type='OptimWrapper')
     wrapper.update(optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05))
     optim = build_optim_wrapper(model, wrapper)
-    ops = {}
-    if not spec.get('compile'):  # one step at batch 2, forward, backward and AdamW
-        x2 = torch.randn(2, 3, 224, 224, device=device)
-        model.train_step(dict(inputs=x2), optim)
-        counted = count_aten_ops(lambda: model.train_step(dict(inputs=x2), optim))
-        ops = dict(ops=counted.total, kernel_ops=counted.kernels)
     x = torch.randn(spec['batch'], 3, 224, 224, device=device)
     fn = lambda: model.train_step(dict(inputs=x), optim)  # noqa: E731
-    start = time.perf_counter()
-    fn()  # compiles (when compiling)
-    cuda_sync()
-    first = time.perf_counter() - start
     # peak memory above the state right after building the model and its inputs: activations,
     # gradients and optimizer state of the training step
     if device.type == 'cuda':
@@ -97,8 +87,18 @@ def worker(spec):
         base = torch.cuda.memory_allocated()
     else:
         base = peak_rss_mib()
+    start = time.perf_counter()
+    fn()  # compiles (when compiling)
+    cuda_sync()
+    first = time.perf_counter() - start
     result = time_median(fn, spec['repeats'], warmup=1)
     peak = (torch.cuda.max_memory_allocated() - base) / 2 ** 20 if device.type == 'cuda' else peak_rss_mib() - base
+    ops = {}
+    if not spec.get('compile'):  # one step at batch 2 (forward, backward, AdamW), after the timing
+        x2 = torch.randn(2, 3, 224, 224, device=device)
+        model.train_step(dict(inputs=x2), optim)
+        counted = count_aten_ops(lambda: model.train_step(dict(inputs=x2), optim))
+        ops = dict(ops=counted.total, kernel_ops=counted.kernels)
     row = dict(spec, **result, **ops, peak_mib=peak, params_m=sum(p.numel() for p in model.parameters()) / 1e6)
     if spec.get('compile'):
         row['compile_s'] = first
