@@ -220,3 +220,44 @@ def test_mask_seeds_do_not_collide_across_steps():
     a = model.mask_noise(x, [BaseDataElement(metainfo=dict(sample_idx=1_000_033))])  # step 0
     b = model.mask_noise(x, [BaseDataElement(metainfo=dict(sample_idx=0))])  # step 1
     assert not torch.equal(a, b)
+
+
+def _ddp_worker(rank, port, lambda_lat, results):
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', rank=rank, world_size=2, init_method=f'tcp://127.0.0.1:{port}')
+    try:
+        torch.manual_seed(0)
+        model = build(lambda_lat=lambda_lat, eval_interval=2)
+        ddp = MMDistributedDataParallel(model, device_ids=None)
+        wrapper = optim(model)
+        model.train()
+        for _ in range(3):
+            ddp.train_step(dict(inputs=torch.randn(2, 3, 64, 64)), wrapper)
+        results.put((rank, 'ok'))
+    except Exception as err:  # noqa: BLE001  (reported to the test)
+        results.put((rank, f'{type(err).__name__}: {err}'))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize('lambda_lat', [0.0, 1.0])
+def test_ddp_trains_with_and_without_the_latent_loss(lambda_lat):
+    """With lambda_lat = 0 no gradient reaches the latent head; DDP (find_unused_parameters=False)
+    used to stop at the second iteration waiting for it."""
+    import socket
+
+    import torch.multiprocessing as mp
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context('spawn')
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_ddp_worker, args=(r, port, lambda_lat, results)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    outcome = dict(results.get(timeout=5) for _ in range(2))
+    assert outcome == {0: 'ok', 1: 'ok'}, outcome
