@@ -1,0 +1,244 @@
+"""What a pre-trained DyViT checkpoint did to the network (issue 12's diagnosis).
+
+:func:`diagnose` compares a trained DyViT with a fresh one built with the same seed and reports,
+per block: the RMS of its linear weights against the fresh init, the scale (standard deviation) of
+its fine and coarse attention logits, the entropy of both attentions (normalised by the log of the
+number of keys: 1 = uniform), the mean gate weight of each group, and the share of the rows of both
+relative-position tables that moved away from their init. Over the images it reports the effective
+rank of the standardised pooled features (exp of the entropy of the normalised singular values;
+1 = every image maps to one direction) and the mean pairwise cosine of the last-stage unit latents
+of different images (the latent targets of CoMA; 1 = collapsed).
+"""
+from typing import Dict, List, Tuple
+
+import torch
+import torch.nn as nn
+
+from .models.backbones.dyvit import DyViT
+from .models.layers.dm_msa import DMMSA, CoarsePlan
+
+
+def effective_rank(features: torch.Tensor) -> float:
+    """``exp(entropy)`` of the normalised singular values of z-scored ``(N, C)`` features."""
+    z = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    s = torch.linalg.svdvals(z.double())
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def mean_pairwise_cosine(latents: torch.Tensor) -> float:
+    """Mean cosine between the ``(N, C)`` rows of different samples (diagonal excluded)."""
+    x = nn.functional.normalize(latents.double(), dim=-1)
+    sim = x @ x.T
+    n = x.shape[0]
+    return float((sim.sum() - sim.diagonal().sum()) / (n * (n - 1)))
+
+
+@torch.no_grad()
+def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan) -> Dict[str, float]:
+    """Logit scale, normalised entropy and gate weight of both head groups of one DM-MSA call.
+
+    Written with plain matmuls (a diagnosis, not the fast path); ``x`` is the ``(B*U*T, C)`` input.
+    """
+    b, u, t, d = plan.batch, plan.units, attn.tokens, attn.head_dim
+    hf, hc = attn.fine_heads, attn.coarse_heads
+    n = b * u
+    rows = x.reshape(n, t, -1)
+    pooled = rows.mean(1)
+    gate = attn.gate(pooled).softmax(-1)
+    q = attn.q(rows).view(n, t, -1, d)
+    stats = dict(gate_fine=float(gate[:, 0].mean()), gate_coarse=float(gate[:, 1].mean()))
+    if attn.fine_attends:
+        k = attn.kv_fine(rows).view(n, t, 2, hf, d)[:, :, 0]
+        logits = torch.einsum('nqhd,nkhd->nhqk', q[:, :, :hf], k) * d ** -0.5
+        logits = logits + attn.fine_bias_table.take(attn.fine_bias_index)
+        stats.update(_logit_stats(logits, 'fine'))
+    kc = attn.kv_coarse(pooled).view(b, u, 2, hc, d)[:, :, 0]  # B, U, hc, d
+    qc = q[:, :, -hc:].reshape(b, u * t, hc, d)
+    logits = torch.einsum('bqhd,bkhd->bhqk', qc, kc) * d ** -0.5  # B, hc, U*T, U
+    table = nn.functional.pad(attn.coarse_bias_table, (0, 0, 0, 1), value=float('-inf'))
+    bias = table.take(plan.bias_index).expand(-1, -1, -1, t, -1).reshape(-1, hc, u * t, u)
+    stats.update(_logit_stats(logits + bias, 'coarse'))
+    return stats
+
+
+def _logit_stats(logits: torch.Tensor, group: str) -> Dict[str, float]:
+    finite = torch.isfinite(logits)
+    keys = finite.sum(-1).clamp(min=2).double()
+    p = logits.softmax(-1).double()
+    entropy = -(p * p.clamp(min=1e-30).log()).sum(-1) / keys.log()
+    return {f'logit_std_{group}': float(logits[finite].std()), f'entropy_{group}': float(entropy.mean())}
+
+
+def _block_rms(block: nn.Module) -> float:
+    weights = [m.weight for m in block.modules() if isinstance(m, nn.Linear)]
+    return float(torch.cat([w.detach().flatten() for w in weights]).square().mean().sqrt())
+
+
+def _moved(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Share of table rows that differ from the init."""
+    return float(((a - b).abs().amax(-1) > 0).double().mean())
+
+
+@torch.no_grad()
+def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float = 0.6) -> Tuple[List[Dict], Dict]:
+    """Per-block statistics and whole-model statistics of ``model`` against ``fresh``.
+
+    Args:
+        model: the trained backbone.
+        fresh: the same architecture at its initialisation (same seed).
+        images: ``(N, 3, H, W)`` normalised images, H and W multiples of 32.
+        mask_ratio: ratio of the random masks for the latent-collapse measure.
+
+    Returns:
+        ``(blocks, summary)``: one dict per block (stage, index, weight RMS ratio, attention
+        statistics, moved table rows) and ``effective_rank``, ``fresh_effective_rank``,
+        ``latent_cosine``, ``fresh_latent_cosine``.
+    """
+    model.eval(), fresh.eval()
+    captured: Dict[int, Tuple[torch.Tensor, CoarsePlan]] = {}
+    hooks = []
+    attns = [blk.attn for stage in model.stages for blk in stage.blocks]
+    def keep_input(i: int):
+        def hook(module, args, output) -> None:  # returns None: the output stays as it is
+            captured.setdefault(i, (args[0].detach(), args[1]))
+        return hook
+    for i, attn in enumerate(attns):
+        hooks.append(attn.register_forward_hook(keep_input(i)))
+    pooled = model(images)[-1].mean((2, 3)) if model.num_classes == 0 else None
+    for h in hooks:
+        h.remove()
+    blocks = []
+    fresh_blocks = [blk for stage in fresh.stages for blk in stage.blocks]
+    j = 0
+    for s, stage in enumerate(model.stages):
+        for b, blk in enumerate(stage.blocks):
+            ref = fresh_blocks[j]
+            row = dict(stage=s, block=b, weight_rms_ratio=_block_rms(blk) / _block_rms(ref),
+                       coarse_rows_moved=_moved(blk.attn.coarse_bias_table, ref.attn.coarse_bias_table))
+            if blk.attn.fine_attends:
+                row['fine_rows_moved'] = _moved(blk.attn.fine_bias_table, ref.attn.fine_bias_table)
+            row.update(attention_stats(blk.attn, *captured[j]))
+            blocks.append(row)
+            j += 1
+    summary = dict(images=int(images.shape[0]))
+    fresh_pooled = fresh(images)[-1].mean((2, 3))
+    summary['effective_rank'] = effective_rank(pooled)
+    summary['fresh_effective_rank'] = effective_rank(fresh_pooled)
+    g = torch.Generator().manual_seed(0)
+    grid = (images.shape[2] // DyViT.unit, images.shape[3] // DyViT.unit)
+    units = grid[0] * grid[1]
+    keep = max(1, units - int(round(mask_ratio * units)))
+    mask = torch.ones(images.shape[0], units, dtype=torch.bool)
+    mask[:, torch.randperm(units, generator=g)[:keep]] = False  # the same units in every image
+    mask = mask.view(-1, *grid)
+    for name, net in (('latent_cosine', model), ('fresh_latent_cosine', fresh)):
+        lat = net.forward_masked(images, mask, keep)  # N, keep, C
+        # unit k of image i against unit k of image j: what the latent target tells images apart by
+        summary[name] = sum(mean_pairwise_cosine(lat[:, k]) for k in range(keep)) / keep
+    return blocks, summary
+
+
+#: scikit-image's bundled colour photos (offline data) for the diagnosis when no folder is given.
+SKIMAGE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry', 'hubble_deep_field',
+                  'retina', 'brick')
+#: ImageNet normalisation, as in the pre-training data preprocessor (RGB).
+MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+
+
+def load_image_batch(folder: 'str | None', count: int, size: int, seed: int = 0) -> torch.Tensor:
+    """``(count, 3, size, size)`` normalised RGB crops: random crops of the images of ``folder``, or of
+    scikit-image's photos when ``folder`` is None.
+
+    Raises:
+        FileNotFoundError: ``folder`` has no readable image, naming it.
+        ValueError: ``size`` not a multiple of 32.
+    """
+    import numpy as np
+    from PIL import Image
+    if size % DyViT.unit:
+        raise ValueError(f'image size {size} is not a multiple of {DyViT.unit}')
+    if folder is None:
+        from skimage import data
+        sources = [np.asarray(getattr(data, name)()) for name in SKIMAGE_PHOTOS]
+    else:
+        import os
+        names = sorted(f for f in os.listdir(folder) if f.lower().endswith(('.jpg', '.jpeg', '.png', '.bmp')))
+        if not names:
+            raise FileNotFoundError(f'{folder}: no .jpg/.jpeg/.png/.bmp image')
+        sources = [np.asarray(Image.open(os.path.join(folder, n)).convert('RGB')) for n in names[:max(count, 1)]]
+    rng = np.random.default_rng(seed)
+    crops = []
+    for i in range(count):
+        img = sources[i % len(sources)]
+        img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
+        h, w = img.shape[:2]
+        side = int(rng.uniform(0.4, 1.0) * min(h, w))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = Image.fromarray(np.ascontiguousarray(img[y:y + side, x:x + side])).resize((size, size), Image.BILINEAR)
+        crops.append(torch.from_numpy(np.asarray(crop, dtype=np.float32)).permute(2, 0, 1))
+    batch = torch.stack(crops)
+    return (batch - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def load_trained_dyvit(path: str, arch: 'str | None' = None, seed: int = 0) -> Tuple[DyViT, DyViT]:
+    """The DyViT of a pre-training checkpoint (``backbone.*``) or converted backbone, and a fresh one
+    built after ``torch.manual_seed(seed)`` (the init the pre-training started from, when it used
+    that seed).
+
+    Raises:
+        KeyError: no architecture in the checkpoint and none given.
+        ValueError: weights that do not fit the architecture, listed.
+    """
+    import copy
+
+    from .engine.safe_load import safe_torch_load
+    from .models.checkpoint import extract_state_dict
+    ckpt = safe_torch_load(path, map_location='cpu')
+    state = extract_state_dict(ckpt)
+    if any(k.startswith('backbone.') for k in state):
+        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    cfg = dict(type='DyViT', arch=arch) if arch else None
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    if cfg is None and isinstance(meta.get('backbone'), dict):
+        cfg = dict(meta['backbone'])
+    if cfg is None and meta.get('cfg'):
+        from mmengine.config import Config
+        cfg = dict(Config.fromstring(meta['cfg'], '.py').model.backbone)
+    if cfg is None:
+        raise KeyError(f'{path} carries no config; pass --arch')
+    out_indices = tuple(i for i in range(4) if f'norm{i}.weight' in state) or (3,)
+    torch.manual_seed(seed)
+    fresh = DyViT(cfg['arch'], coarse_window=cfg.get('coarse_window', 7), out_indices=out_indices)
+    model = copy.deepcopy(fresh)
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = [f'{k} {tuple(v.shape)} vs {tuple(own[k].shape)}' for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f'{path}: does not fit DyViT {cfg["arch"]}: missing {missing[:10]}, unexpected '
+                         f'{unexpected[:10]}, shapes {shapes[:10]}')
+    model.load_state_dict(state)
+    return model, fresh
+
+
+def plot_diagnosis(blocks: List[Dict], summary: Dict, path: str) -> None:
+    """Four panels per block: weight RMS / init, logit scale, entropy, gate weights."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    idx = list(range(len(blocks)))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
+    panels = [('weight RMS / init', ['weight_rms_ratio']), ('attention-logit std', ['logit_std_fine', 'logit_std_coarse']),
+              ('entropy / log(keys)', ['entropy_fine', 'entropy_coarse']), ('gate weight', ['gate_fine', 'gate_coarse'])]
+    for ax, (title, keys) in zip(axes, panels):
+        for key in keys:
+            ax.plot(idx, [b.get(key, float('nan')) for b in blocks], marker='o', label=key)
+        ax.set_title(title)
+        ax.set_xlabel('block')
+        ax.legend(fontsize=7)
+    fig.suptitle(f"effective rank {summary['effective_rank']:.2f} (init {summary['fresh_effective_rank']:.2f}); "
+                 f"latent cosine {summary['latent_cosine']:.3f} (init {summary['fresh_latent_cosine']:.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
