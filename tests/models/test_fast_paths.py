@@ -202,3 +202,13 @@ def test_no_latent_target_when_lambda_lat_is_zero(monkeypatch):
     assert len(encoder_calls) == 2  # steps 0 and 4, for monitoring only
     assert logged[1] == {'loss_pix'}
     assert not any(p.requires_grad for p in model.decoder.latent_head.parameters())
+
+
+def test_a_failing_compile_falls_back_to_eager(caplog):
+    """compile='cuda' is on by default in the full recipes: a compiler failure warns and trains on."""
+    def broken_backend(gm, example_inputs):
+        raise RuntimeError('no compiler here')
+    model = _coma(compile=dict(backend=broken_backend))
+    model.train()
+    losses = model.loss(torch.randn(2, 3, 64, 64))
+    assert torch.isfinite(losses['loss_pix'])

@@ -14,12 +14,14 @@ Self-Attention in a Unified Pre-training Framework" (Figure 3); our reading is S
   ``m = 0`` M_{t-1} holds exactly the previous step's weights at every iteration.
 """
 import hashlib
+import logging
 import weakref
 from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmengine.dist import get_rank
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch.optim.optimizer import register_optimizer_step_pre_hook
@@ -94,8 +96,27 @@ def maybe_compiled(module: nn.Module, method: str, compile_cfg: Union[bool, str,
         options = dict(compile_cfg) if isinstance(compile_cfg, dict) else {}
         options.pop('device', None)
         options = dict(dict(fullgraph=True, dynamic=False), **options)
-        fns[method] = torch.compile(getattr(module, method), **options)
+        fns[method] = _CompiledOrEager(getattr(module, method), options, f'{type(module).__name__}.{method}')
     return fns[method]
+
+
+class _CompiledOrEager:
+    """A compiled method that falls back to eager, with a warning, if compilation itself fails (a
+    default-on switch must not stop a training run on a stack where the compiler breaks)."""
+
+    def __init__(self, fn: Callable, options: Dict, name: str) -> None:
+        self.eager, self.name = fn, name
+        self.compiled: Optional[Callable] = torch.compile(fn, **options)
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except torch._dynamo.exc.TorchDynamoException as err:
+                self.compiled = None
+                print_log(f'torch.compile of {self.name} failed ({type(err).__name__}: {str(err)[:500]}); '
+                          f'running it eagerly from now on', logger='current', level=logging.WARNING)
+        return self.eager(*args, **kwargs)
 
 
 class MAE(BaseModel):
