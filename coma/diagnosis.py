@@ -242,3 +242,156 @@ def plot_diagnosis(blocks: List[Dict], summary: Dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def load_coco_label_maps(root: str, split: str = 'train', scale: Tuple[int, int] = (320, 256),
+                         limit: 'int | None' = None) -> Tuple[torch.Tensor, torch.Tensor, List[str]]:
+    """The images of a COCO-format folder, resized as the demo detector sees them, and their
+    per-pixel category maps (0 = background, ``k`` = the k-th category, 255 = padding or crowd).
+
+    Images are resized to fit ``scale`` (w, h) keeping their ratio, as mmdet's ``Resize``, then
+    padded to ``scale`` (a multiple of 32 on each side).
+
+    Returns:
+        ``(images (N, 3, h, w) normalised RGB, labels (N, h, w) long, category names)``.
+
+    Raises:
+        FileNotFoundError: the annotation file or an image it names is missing, naming it.
+    """
+    import json
+    import os
+
+    import numpy as np
+    from PIL import Image
+    from pycocotools import mask as mask_utils
+    ann_file = os.path.join(root, 'annotations', f'instances_{split}2017.json')
+    if not os.path.exists(ann_file):
+        raise FileNotFoundError(f'{ann_file}: no such annotation file (a COCO-format folder has '
+                                f'annotations/instances_{{train,val}}2017.json)')
+    with open(ann_file) as f:
+        coco = json.load(f)
+    cats = sorted(c['id'] for c in coco['categories'])
+    names = [c['name'] for c in sorted(coco['categories'], key=lambda c: c['id'])]
+    by_image: Dict[int, List[Dict]] = {}
+    for ann in coco['annotations']:
+        by_image.setdefault(ann['image_id'], []).append(ann)
+    w_out, h_out = scale
+    images, labels = [], []
+    for info in coco['images'][:limit]:
+        path = os.path.join(root, f'{split}2017', info['file_name'])
+        if not os.path.exists(path):
+            raise FileNotFoundError(f'{path}: named by {ann_file} but missing')
+        img = Image.open(path).convert('RGB')
+        h, w = info['height'], info['width']
+        label = np.zeros((h, w), np.uint8)
+        for ann in by_image.get(info['id'], []):
+            segm = ann['segmentation']
+            if isinstance(segm, list):
+                rle = mask_utils.merge(mask_utils.frPyObjects(segm, h, w))
+            elif isinstance(segm.get('counts'), list):
+                rle = mask_utils.frPyObjects(segm, h, w)
+            else:
+                rle = segm
+            m = mask_utils.decode(rle).astype(bool)
+            label[m] = 255 if ann.get('iscrowd') else cats.index(ann['category_id']) + 1
+        r = min(w_out / w, h_out / h)
+        size = (int(round(w * r)), int(round(h * r)))
+        img = np.asarray(img.resize(size, Image.BILINEAR), np.float32)
+        label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
+        canvas = np.zeros((h_out, w_out, 3), np.float32)
+        canvas[:size[1], :size[0]] = img
+        full = np.full((h_out, w_out), 255, np.uint8)
+        full[:size[1], :size[0]] = label
+        images.append(torch.from_numpy(canvas).permute(2, 0, 1))
+        labels.append(torch.from_numpy(full.astype(np.int64)))
+    batch = (torch.stack(images) - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    return batch, torch.stack(labels), ['background'] + names
+
+
+@torch.no_grad()
+def dense_features(model: DyViT, images: torch.Tensor, stride: int = 8, batch: int = 8,
+                   stages: Tuple[int, ...] = (0, 1, 2, 3)) -> torch.Tensor:
+    """``model``'s output maps of ``stages`` resized (bilinear) to ``1/stride`` and concatenated (all of
+    them: what an FPN reads), as ``(N, sum C, H/stride, W/stride)``."""
+    model.eval()
+    size = (images.shape[2] // stride, images.shape[3] // stride)
+    out = []
+    for chunk in images.split(batch):
+        maps = model(chunk)
+        out.append(torch.cat([nn.functional.interpolate(m, size=size, mode='bilinear', align_corners=False)
+                              for i, m in enumerate(maps) if model.out_indices[i] in stages], 1))
+    return torch.cat(out)
+
+
+def dense_probe(model: DyViT, train: Tuple[torch.Tensor, torch.Tensor], val: Tuple[torch.Tensor, torch.Tensor],
+                num_classes: int, stride: int = 8, steps: int = 300, seed: int = 0,
+                stages: Tuple[int, ...] = (0, 1, 2, 3)) -> Dict[str, float]:
+    """A linear per-location classifier on the frozen, concatenated output maps (a frozen stand-in for
+    the detector's first layers): does the backbone keep where the objects are and what they are?
+
+    Features are z-scored with the train statistics; the classifier is trained full-batch with
+    Adam (lr 0.05, ``steps`` steps, class-balanced cross-entropy); labels are the centre pixel of
+    each ``stride`` cell, 255 ignored.
+
+    Returns:
+        ``miou`` (mean IoU over the classes, %), ``fg_iou`` (foreground vs background, %), ``acc`` (%).
+    """
+    def cells(images, labels):
+        feats = dense_features(model, images, stride, stages=stages)
+        lab = labels[:, stride // 2::stride, stride // 2::stride][:, :feats.shape[2], :feats.shape[3]]
+        x = feats.permute(0, 2, 3, 1).reshape(-1, feats.shape[1])
+        y = lab.reshape(-1)
+        keep = y != 255
+        return x[keep], y[keep]
+    x_tr, y_tr = cells(*train)
+    x_va, y_va = cells(*val)
+    mean, std = x_tr.mean(0), x_tr.std(0) + 1e-6
+    x_tr, x_va = (x_tr - mean) / std, (x_va - mean) / std
+    counts = torch.bincount(y_tr, minlength=num_classes).float()
+    weight = counts.sum() / (num_classes * counts.clamp(min=1))
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(x_tr.shape[1], num_classes)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.01)
+        lin.bias.zero_()
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05)
+    with torch.enable_grad():
+        for _ in range(steps):
+            opt.zero_grad()
+            nn.functional.cross_entropy(lin(x_tr), y_tr, weight=weight).backward()
+            opt.step()
+    with torch.no_grad():
+        pred = lin(x_va).argmax(-1)
+    ious = []
+    for c in range(num_classes):
+        inter = ((pred == c) & (y_va == c)).sum().item()
+        union = ((pred == c) | (y_va == c)).sum().item()
+        if union:
+            ious.append(inter / union)
+    fg_p, fg_t = pred > 0, y_va > 0
+    fg_iou = (fg_p & fg_t).sum().item() / max(1, (fg_p | fg_t).sum().item())
+    return dict(miou=100 * sum(ious) / len(ious), fg_iou=100 * fg_iou, acc=100 * float((pred == y_va).float().mean()))
+
+
+def downstream_dyvit(path: 'str | None', arch: str = 'nano', seed: int = 0) -> DyViT:
+    """A DyViT with all four outputs, initialised as a downstream config does: ``torch.manual_seed(seed)``
+    then the converted or pre-training checkpoint at ``path`` (None: the random init)."""
+    import os
+    import tempfile
+
+    from .models.checkpoint import load_backbone_checkpoint
+    torch.manual_seed(seed)
+    model = DyViT(arch, out_indices=(0, 1, 2, 3))
+    if path is not None:
+        from .engine.safe_load import safe_torch_load
+        from .models.checkpoint import extract_state_dict
+        state = extract_state_dict(safe_torch_load(path, map_location='cpu'))
+        if any(k.startswith('backbone.') for k in state):
+            state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, 'backbone.pth')
+                torch.save(dict(state_dict=state), path)
+                load_backbone_checkpoint(model, path)
+        else:
+            load_backbone_checkpoint(model, path)
+    return model

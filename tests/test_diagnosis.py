@@ -68,3 +68,38 @@ def test_loader_names_bad_input(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(FileNotFoundError, match='no .jpg'):
         load_image_batch(str(tmp_path / 'empty'), 2, 64)
+
+
+def test_coco_label_maps_follow_the_annotations(demo_data):
+    import json
+    from coma.diagnosis import load_coco_label_maps
+    root = os.path.join(demo_data, 'coco')
+    images, labels, names = load_coco_label_maps(root, 'val', scale=(320, 256))
+    coco = json.load(open(os.path.join(root, 'annotations', 'instances_val2017.json')))
+    assert names == ['background', 'circle', 'rectangle', 'triangle']
+    assert images.shape == (len(coco['images']), 3, 256, 320) and labels.shape == (len(coco['images']), 256, 320)
+    info = coco['images'][0]
+    r = min(320 / info['width'], 256 / info['height'])
+    assert (labels[0, int(info['height'] * r) + 2:, :] == 255).all() or int(info['height'] * r) >= 254  # padding
+    for ann in (a for a in coco['annotations'] if a['image_id'] == info['id'] and not a['iscrowd']):
+        x, y, w, h = ann['bbox']
+        cx, cy = int((x + w / 2) * r), int((y + h / 2) * r)
+        if labels[0, cy, cx] not in (0, 255):  # the centre of a triangle can lie under a later shape
+            assert 1 <= int(labels[0, cy, cx]) <= 3
+    assert set(labels.unique().tolist()) <= {0, 1, 2, 3, 255} and (labels == 0).any() and ((labels > 0) & (labels < 4)).any()
+
+
+def test_dense_probe_reads_what_the_features_carry(demo_data):
+    from coma.diagnosis import dense_probe, downstream_dyvit, load_coco_label_maps
+    root = os.path.join(demo_data, 'coco')
+    train = load_coco_label_maps(root, 'train', limit=12)
+    val = load_coco_label_maps(root, 'val', limit=6)
+    model = downstream_dyvit(None)
+    out = dense_probe(model, train[:2], val[:2], len(train[2]), steps=60)
+    assert set(out) == {'miou', 'fg_iou', 'acc'} and all(0 <= v <= 100 for v in out.values())
+    # a backbone whose every output is constant carries nothing: the probe sees it
+    with torch.no_grad():
+        for i in range(4):
+            getattr(model, f'norm{i}').weight.zero_()
+    blind = dense_probe(model, train[:2], val[:2], len(train[2]), steps=60)
+    assert blind['miou'] < out['miou'] and blind['fg_iou'] < out['fg_iou']

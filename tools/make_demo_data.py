@@ -10,6 +10,9 @@ Every picture comes from scikit-image's bundled photos and textures (``skimage.d
 * COCO: coloured circles, rectangles and triangles on textured photo backgrounds, with polygon and
   RLE masks, ``iscrowd`` regions, an image without annotations and varying image sizes.
 * ADE20K: regions of 4 textures pasted on a photo background; label 0 = "other" (background).
+* Pool: unlabelled images of the downstream domain for self-supervised pre-training, many more than
+  the labelled sets: COCO-style shape scenes, ADE-style texture scenes and plain photo crops in
+  turn, all drawn from the train side of the photos (the labelled val sets use the other side).
 """
 import argparse
 import json
@@ -150,21 +153,52 @@ def make_ade(out: str, n_train: int = 48, n_val: int = 16, seed: int = 0) -> Non
     print(f'ADE20K-format demo data: {n_train}/{n_val} images, classes {ADE_CLASSES} (+0 other) -> {out}')
 
 
+def make_pool(out: str, n: int = 2000, size: int = 256, seed: int = 0) -> None:
+    """``out/*.jpg``: ``n`` unlabelled ``size`` x ``size`` scenes of the downstream domain (a flat
+    folder, as :class:`coma.datasets.ImageFolder` reads without labels)."""
+    rng = np.random.default_rng(seed + 1000)  # not the labelled sets' stream
+    shape_bgs = {name: photo(name) for name in BACKGROUNDS}
+    textures = [photo(name) for name in ADE_TEXTURES]
+    region_bgs = [photo(name) for name in ('coffee', 'chelsea', 'astronaut', 'rocket')]
+    photos = [photo(name) for name in CLASS_PHOTOS]
+    train = (0.0, TRAIN_FRACTION)
+    os.makedirs(out, exist_ok=True)
+    for i in range(n):
+        kind = i % 3
+        if kind == 0:  # shapes on a textured background, as the COCO-style set
+            img = random_crop(shape_bgs[BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]], rng, (size, size), train)
+            for _ in range(int(rng.integers(0, 4))):
+                _paint(img, _shape_mask(SHAPES[int(rng.integers(3))], size, size, rng), rng)
+        elif kind == 1:  # texture regions on a photo, as the ADE-style set
+            img = random_crop(region_bgs[int(rng.integers(len(region_bgs)))], rng, (size, size), train)
+            for _ in range(int(rng.integers(2, 5))):
+                region = _shape_mask(SHAPES[int(rng.integers(3))], size, size, rng) > 0
+                img[region] = random_crop(textures[int(rng.integers(len(textures)))], rng, (size, size), train)[region]
+        else:  # a plain photo crop
+            img = random_crop(photos[int(rng.integers(len(photos)))], rng, (size, size), train)
+        cv2.imwrite(osp.join(out, f'pool_{i:05d}.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    print(f'unlabelled pre-training pool: {n} images of {size}x{size} -> {out}')
+
+
 def main(argv=None) -> Dict[str, str]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--imagenet')
     p.add_argument('--coco')
     p.add_argument('--ade')
+    p.add_argument('--pool', help='folder for the unlabelled pre-training pool')
+    p.add_argument('--pool-size', type=int, default=2000)
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
-    if not (args.imagenet or args.coco or args.ade):
-        p.error('give at least one of --imagenet, --coco, --ade')
+    if not (args.imagenet or args.coco or args.ade or args.pool):
+        p.error('give at least one of --imagenet, --coco, --ade, --pool')
     if args.imagenet:
         make_imagenet(args.imagenet, seed=args.seed)
     if args.coco:
         make_coco(args.coco, seed=args.seed)
     if args.ade:
         make_ade(args.ade, seed=args.seed)
+    if args.pool:
+        make_pool(args.pool, args.pool_size, seed=args.seed)
     return vars(args)
 
 

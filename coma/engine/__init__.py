@@ -1,4 +1,4 @@
-from .hooks import FiniteLossHook, RNGStateHook
+from .hooks import FiniteLossHook, MaskEpochHook, RNGStateHook
 from .launch import CPUDistributedDataParallel
 from . import optimizers  # noqa: F401  (registers LARS)
 from .layer_decay import LayerDecayOptimWrapperConstructor
@@ -7,4 +7,4 @@ from .safe_load import install, safe_torch_load, trusted_checkpoints
 
 install()
 
-__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']
+__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'MaskEpochHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']

@@ -101,3 +101,18 @@ class RNGStateHook(Hook):
         torch.set_rng_state(state['torch'])
         if state['cuda'] and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@HOOKS.register_module()
+class MaskEpochHook(Hook):
+    """Tells the model which epoch starts (``model.set_epoch(runner.epoch)``), for masks that
+    depend on the epoch (CoMA's ``complement_schedule='alternate'``); a model without
+    ``set_epoch`` is left alone. A resumed run starts at its saved epoch, so its masks are the
+    uninterrupted run's."""
+    priority = 'NORMAL'
+
+    def before_train_epoch(self, runner) -> None:
+        from mmengine.model import is_model_wrapper
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if hasattr(model, 'set_epoch'):
+            model.set_epoch(runner.epoch)

@@ -261,3 +261,68 @@ def test_ddp_trains_with_and_without_the_latent_loss(lambda_lat):
         p.join(timeout=240)
     outcome = dict(results.get(timeout=5) for _ in range(2))
     assert outcome == {0: 'ok', 1: 'ok'}, outcome
+
+
+def _samples(ids):
+    from mmengine.structures import BaseDataElement
+    return [BaseDataElement(metainfo=dict(sample_idx=i)) for i in ids]
+
+
+def test_alternate_schedule_covers_every_unit_in_two_epochs_and_is_reproducible():
+    model = build(complement_schedule='alternate', mask_ratio=0.6)
+    model.train()
+    x = torch.randn(3, 3, 160, 160)  # 5x5 units, 15 hidden
+    samples = _samples([4, 7, 9])
+    masks = {}
+    for epoch in (0, 1, 2, 1):
+        model.set_epoch(epoch)
+        masks.setdefault(epoch, []).append(model.sample_masks(x, samples))
+    e0, e1, e2 = masks[0][0], masks[1][0], masks[2][0]
+    assert torch.equal(masks[1][0], masks[1][1])  # the epoch decides, not the step count
+    assert (e0.flatten(1).sum(1) == 15).all() and (e1.flatten(1).sum(1) == 15).all()
+    assert (e0 | e1).all()  # every unit reconstructed by M_t over epochs 0 and 1
+    assert ((e0 & e1).flatten(1).sum(1) == 2 * 15 - 25).all()  # hidden twice: only the 2K - N forced ones
+    assert not torch.equal(e0, e2)  # a new pair of epochs draws new masks
+    iid = build(mask_ratio=0.6)
+    iid.train()
+    assert not torch.equal(iid.sample_masks(x, samples), e0)
+
+
+def test_alternate_schedule_resumes_and_old_checkpoints_load():
+    a = build(complement_schedule='alternate')
+    a.train()
+    a.set_epoch(3)
+    x, samples = torch.randn(2, 3, 96, 96), _samples([0, 1])
+    state = a.state_dict()
+    b = build(complement_schedule='alternate')
+    b.load_state_dict(state)
+    b.train()
+    assert torch.equal(a.sample_masks(x, samples), b.sample_masks(x, samples))
+    old = {k: v for k, v in state.items() if k != 'mask_epoch'}  # written before the option existed
+    c = build()
+    c.load_state_dict(old)  # strict
+    assert int(c.mask_epoch) == -1
+
+
+def test_alternate_schedule_fails_clearly_without_epoch_or_sample_idx():
+    model = build(complement_schedule='alternate')
+    model.train()
+    x = torch.randn(2, 3, 96, 96)
+    with pytest.raises(RuntimeError, match='set_epoch'):
+        model.sample_masks(x, _samples([0, 1]))
+    model.set_epoch(0)
+    with pytest.raises(RuntimeError, match='sample_idx'):
+        model.sample_masks(x)
+    with pytest.raises(ValueError, match='mask_ratio >= 0.5'):
+        build(complement_schedule='alternate', mask_ratio=0.4)
+    with pytest.raises(ValueError, match="'iid' or 'alternate'"):
+        build(complement_schedule='random')
+
+
+def test_mask_epoch_hook_sets_the_model_epoch():
+    from types import SimpleNamespace
+
+    from coma.engine import MaskEpochHook
+    model = build(complement_schedule='alternate')
+    MaskEpochHook().before_train_epoch(SimpleNamespace(model=model, epoch=5))
+    assert int(model.mask_epoch) == 5

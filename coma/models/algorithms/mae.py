@@ -279,6 +279,13 @@ class CoMA(MAE):
         norm_pix: per-unit normalised pixel targets.
         latent_loss: ``'cosine'`` or ``'smooth_l1'``.
         mask_seed: as in :class:`MAE`.
+        complement_schedule: ``'iid'`` (default): M_t's masks are drawn afresh at every step, as
+            MAE's; M_{t-1} sees their complement. ``'alternate'``: M_t's masks come in pairs of
+            epochs: in epoch ``2p`` sample ``i`` hides the ``K`` units of lowest noise drawn from
+            ``(mask_seed, p, i)``; in epoch ``2p + 1`` the ``K`` of highest, which include every
+            unit it saw in epoch ``2p``: over two epochs M_t itself reconstructs every unit. Needs
+            ``sample_idx`` in the data samples and the epoch from :meth:`set_epoch` (the
+            ``MaskEpochHook`` calls it in the Runner).
         eval_interval: ``loss_eval`` (M_{t-1}'s decoder on the units M_t saw) is monitoring only: it
             is computed at every ``eval_interval``-th training step (and always outside training).
             With ``lambda_lat = 0`` the frozen encoder runs only on those steps too (its latents
@@ -290,10 +297,18 @@ class CoMA(MAE):
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.6, lambda_lat: float = 1.0,
                  momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine', mask_seed: int = 0,
-                 eval_interval: int = 10, compile: Union[bool, str, Dict] = False,
+                 eval_interval: int = 10, complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
                          compile=compile, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if complement_schedule not in ('iid', 'alternate'):
+            raise ValueError(f"CoMA: complement_schedule must be 'iid' or 'alternate', got {complement_schedule!r}")
+        if complement_schedule == 'alternate' and mask_ratio < 0.5:
+            raise ValueError(f"CoMA: complement_schedule='alternate' covers every unit over two epochs only "
+                             f"with mask_ratio >= 0.5, got {mask_ratio}")
+        self.complement_schedule = complement_schedule
+        # the epoch the 'alternate' masks belong to: checkpointed, set by set_epoch
+        self.register_buffer('mask_epoch', torch.full((), -1, dtype=torch.long))
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f'CoMA: momentum must be in [0, 1), got {momentum}')
         if lambda_lat < 0:
@@ -315,6 +330,34 @@ class CoMA(MAE):
 
     def _decoder_cfg(self, decoder: Dict) -> Dict:
         return dict(dict(in_dim=self.backbone.unit_dim, unit=self.unit, latent_dim=self.backbone.unit_dim), **decoder)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before complement_schedule existed have no mask_epoch
+        state_dict.setdefault(prefix + 'mask_epoch', self.mask_epoch.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The training epoch about to run (for ``complement_schedule='alternate'``)."""
+        self.mask_epoch.fill_(int(epoch))
+
+    def mask_noise(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
+        if self.complement_schedule == 'iid' or not self.training:
+            return super().mask_noise(inputs, data_samples)
+        self.next_mask_step()  # the step count still advances (it decides the monitor steps)
+        epoch = int(self.mask_epoch)
+        ids = [s.metainfo.get('sample_idx') for s in data_samples] if data_samples else []
+        if epoch < 0 or not ids or any(i is None for i in ids):
+            raise RuntimeError(
+                "CoMA(complement_schedule='alternate') needs the epoch (model.set_epoch(e); the Runner's "
+                "MaskEpochHook calls it) and a sample_idx in every data sample's metainfo; got epoch "
+                f"{epoch} and sample_idx {ids[:4]}")
+        n = self.grid(inputs)[0] * self.grid(inputs)[1]
+        pair, phase = divmod(epoch, 2)
+        # negative 'steps' (-1 - pair): a stream of its own, apart from the per-step one
+        rows = [torch.rand(n, generator=torch.Generator().manual_seed(mask_seed_for(self.mask_seed, -1 - pair, int(i))))
+                for i in ids]
+        noise = torch.stack(rows)
+        return (1.0 - noise if phase else noise).to(inputs.device)
 
     def sync_frozen(self) -> None:
         """(Re)creates M_{t-1} as an exact frozen copy of M_t (e.g. after loading weights into M_t)."""
