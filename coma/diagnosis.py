@@ -97,6 +97,10 @@ def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float
         ``latent_cosine``, ``fresh_latent_cosine``.
     """
     model.eval(), fresh.eval()
+    window = getattr(model, 'coarse_window', 7)
+    if max(images.shape[2], images.shape[3]) > window * DyViT.unit:
+        raise ValueError(f'diagnose reads the attention of one coarse window: images of at most '
+                         f'{window * DyViT.unit} px a side, got {tuple(images.shape[2:])}')
     captured: Dict[int, Tuple[torch.Tensor, CoarsePlan]] = {}
     hooks = []
     attns = [blk.attn for stage in model.stages for blk in stage.blocks]
@@ -242,6 +246,16 @@ def plot_diagnosis(blocks: List[Dict], summary: Dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+@torch.no_grad()
+def spatial_variation(model: DyViT, images: torch.Tensor) -> List[float]:
+    """Per output map: the mean over images and channels of the standard deviation over the
+    positions of one image, divided by the standard deviation over everything. About 0.7 for a
+    random DyViT; near 0 when every position of an image carries the same vector (features that
+    say what the image is, not where things are: useless to a detector)."""
+    model.eval()
+    return [float(m.std((2, 3)).mean() / m.std()) for m in model(images)]
 
 
 def load_coco_label_maps(root: str, split: str = 'train', scale: Tuple[int, int] = (320, 256),

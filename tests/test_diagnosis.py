@@ -103,3 +103,31 @@ def test_dense_probe_reads_what_the_features_carry(demo_data):
             getattr(model, f'norm{i}').weight.zero_()
     blind = dense_probe(model, train[:2], val[:2], len(train[2]), steps=60)
     assert blind['miou'] < out['miou'] and blind['fg_iou'] < out['fg_iou']
+
+
+def test_spatial_variation_tells_image_level_from_location_features():
+    from coma.diagnosis import spatial_variation
+
+    class Maps(torch.nn.Module):
+        def forward(self, x):
+            per_image = x.mean((1, 2, 3), keepdim=True).expand(-1, 8, 5, 5)  # one vector per image
+            return per_image, x[:, :1].repeat(1, 8, 1, 1)
+    torch.manual_seed(0)
+    flat, local = spatial_variation(Maps(), torch.randn(4, 3, 5, 5))
+    assert flat < 1e-6 and local > 0.9
+    assert all(0.3 < v < 1.0 for v in spatial_variation(DyViT('nano', out_indices=(0, 1, 2, 3)), load_image_batch(None, 4, 64)))
+
+
+def test_tool_adds_the_dense_probe_and_spatial_variation(tmp_path, demo_data):
+    torch.manual_seed(0)
+    ckpt = tmp_path / 'backbone.pth'
+    torch.save(dict(state_dict=DyViT('nano').state_dict(), meta=dict(backbone=dict(type='DyViT', arch='nano'))), ckpt)
+    out = subprocess.run([sys.executable, 'tools/analyze_checkpoint.py', str(ckpt), '--size', '64', '--images', '4',
+                          '--coco', os.path.join(demo_data, 'coco'), '--out', str(tmp_path / 'd')],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+    summary = json.load(open(tmp_path / 'd' / 'diagnosis.json'))['summary']
+    assert len(summary['spatial_variation']) == 4 and set(summary['dense_probe']) == {'miou', 'fg_iou', 'acc'}
+    # the same weights as the random init of the same seed: the same probe
+    assert summary['dense_probe'] == summary['fresh_dense_probe']

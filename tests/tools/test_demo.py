@@ -29,3 +29,32 @@ def test_full_recipe_without_datasets_names_the_missing_folders(tmp_path):
     assert proc.returncode != 0
     assert 'missing dataset folders' in out and 'coco/train2017' in out, out[-2000:]
     assert not (tmp_path / 'w' / '.pretrain.done').exists()  # the dependent stage never started
+
+
+def test_report_gives_mean_and_std_over_seeds_as_json(tmp_path):
+    import json
+    work = tmp_path / 'work'
+    values = {0: dict(coma=(0.10, 0.12, 60.0), scratch=(0.06, 0.07, 55.0)),
+              1: dict(coma=(0.14, 0.10, 62.0), scratch=(0.08, 0.09, 57.0))}
+    for seed, inits in values.items():
+        (work / f'seed{seed}').mkdir(parents=True)
+        for init, (bbox, segm, miou) in inits.items():
+            json.dump({'coco/bbox_mAP': bbox, 'coco/segm_mAP': segm}, open(work / f'seed{seed}' / f'det-{init}_metrics.json', 'w'))
+            json.dump({'mIoU': miou, 'aAcc': 90.0}, open(work / f'seed{seed}' / f'seg-{init}_metrics.json', 'w'))
+        json.dump(dict(seconds=12.5), open(work / f'seed{seed}' / '.det.done', 'w'))
+    log = run('demo.py', '--stages', 'report', '--seeds', '0', '1', '--work-dir', str(work))
+    report = json.load(open(work / 'report.json'))
+    rows = {(r['task'], r['init'], r['metric']): r for r in report['rows']}
+    assert set(rows) == {('det', i, m) for i in ('coma', 'scratch') for m in ('bbox_mAP', 'segm_mAP')} | \
+        {('seg', i, 'mIoU') for i in ('coma', 'scratch')}
+    bbox = rows['det', 'coma', 'bbox_mAP']
+    assert bbox['seeds'] == [0, 1] and abs(bbox['mean'] - 0.12) < 1e-9 and abs(bbox['std'] - 0.0282843) < 1e-6
+    assert rows['seg', 'scratch', 'mIoU']['mean'] == 56.0  # mIoU in %, mAP as a fraction
+    assert report['stage_seconds'] == {'det@0': 12.5, 'det@1': 12.5} and 'wall_seconds' in report
+    assert '| Mask R-CNN | CoMA pre-trained | bbox_mAP | 0.120 ± 0.028 | 0, 1' in log, log[-1500:]
+
+
+def test_repeated_seeds_are_refused(tmp_path):
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--stages', 'report', '--seeds', '0', '0',
+                           '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and 'repeated seed' in proc.stderr
