@@ -87,7 +87,8 @@ def pretrain(method: str, seed: int, epochs: int, data_root: str, work_dir: str,
     out = osp.join(work_dir, 'backbone.pth')
     if osp.isfile(out):
         return out
-    cfg = _runner_cfg(PRETRAIN_CFG[method], work_dir, data_root, epochs, seed, dict(model=dict(mask_seed=seed)))
+    cfg = _runner_cfg(PRETRAIN_CFG[method], work_dir, data_root, epochs, seed,
+                      dict(model=dict(mask_seed=seed), train_dataloader=dict(dataset=dict(data_prefix=dict(img_path='train')))))
     cfg.merge_from_dict(options or {})  # ablations, e.g. model.norm_pix=False
     Runner.from_cfg(cfg).train()
     convert(osp.join(work_dir, f'epoch_{epochs}.pth'), out)

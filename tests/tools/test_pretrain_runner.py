@@ -34,7 +34,8 @@ def image_folder(tmp_path_factory):
 
 
 def train_cmd(work_dir, data_root, epochs, batch=4, extra=(), nproc=1, resume=False):
-    opts = [f'train_dataloader.dataset.data_root={data_root}', f'train_cfg.max_epochs={epochs}',
+    opts = [f'train_dataloader.dataset.data_root={data_root}', 'train_dataloader.dataset.data_prefix.img_path=train',
+            f'train_cfg.max_epochs={epochs}',
             f'train_dataloader.batch_size={batch}', 'train_dataloader.num_workers=0',
             'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.max_keep_ckpts=5',
             'default_hooks.logger.interval=1', *extra]
