@@ -309,6 +309,7 @@ class CoMA(MAE):
         self.complement_schedule = complement_schedule
         # the epoch the 'alternate' masks belong to: checkpointed, set by set_epoch
         self.register_buffer('mask_epoch', torch.full((), -1, dtype=torch.long))
+        self._epoch: Optional[int] = None  # host copy of mask_epoch (no device read per step)
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f'CoMA: momentum must be in [0, 1), got {momentum}')
         if lambda_lat < 0:
@@ -335,16 +336,20 @@ class CoMA(MAE):
         # checkpoints written before complement_schedule existed have no mask_epoch
         state_dict.setdefault(prefix + 'mask_epoch', self.mask_epoch.detach().clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._epoch = None  # read mask_epoch again
 
     def set_epoch(self, epoch: int) -> None:
         """The training epoch about to run (for ``complement_schedule='alternate'``)."""
-        self.mask_epoch.fill_(int(epoch))
+        self._epoch = int(epoch)
+        self.mask_epoch.fill_(self._epoch)
 
     def mask_noise(self, inputs: torch.Tensor, data_samples: Optional[List] = None) -> torch.Tensor:
         if self.complement_schedule == 'iid' or not self.training:
             return super().mask_noise(inputs, data_samples)
         self.next_mask_step()  # the step count still advances (it decides the monitor steps)
-        epoch = int(self.mask_epoch)
+        if self._epoch is None:
+            self._epoch = int(self.mask_epoch)
+        epoch = self._epoch
         ids = [s.metainfo.get('sample_idx') for s in data_samples] if data_samples else []
         if epoch < 0 or not ids or any(i is None for i in ids):
             raise RuntimeError(
