@@ -404,12 +404,13 @@ def main(argv=None):
                 log(f'stage {stage if seed is None else f"{stage}@{seed}"}: finished before ({path}); --force reruns it')
             else:
                 todo.append((stage, seed))
-    if args.jobs > 1 and len(todo) > 1:
-        run_parallel(args, work, todo)
+    count = len(todo)
+    if args.jobs > 1 and count > 1:
+        run_parallel(args, work, list(todo))
     else:
         for stage, seed in todo:
             run_stage(args, work, stage, seed)
-    if len(todo) > 1:
+    if count > 1:
         with open(osp.join(work, 'wall.json'), 'w') as f:
             json.dump(dict(seconds=round(time.time() - start, 1), jobs=args.jobs), f)
     if 'report' in args.stages:

@@ -17,6 +17,7 @@ def test_stages_run_side_by_side_and_are_skipped_when_done(tmp_path):
     assert (work / 'mask_frequency.png').exists() and (work / 'dyvit_feature_maps.png').exists()
     assert osp.isdir(data / 'coco' / 'train2017') and osp.isdir(data / 'imagenet' / 'val')
     assert '| stage | wall time (s) |' in log and '| masks |' in log
+    assert (work / 'wall.json').exists() and 'this invocation, start to end' in log
     again = run('demo.py', *args)
     assert again.count('finished before') == 3, again[-2000:]
 
