@@ -1,6 +1,9 @@
-"""Made with the DM-MSA of commit aa32a02 (before issue 11): a converted backbone checkpoint and its features."""
-import sys, types, torch
-root = '/tmp/old'  # a checkout of commit aa32a02
+"""Made with the DM-MSA of commit aa32a02 (before issue 11): a converted backbone checkpoint and its features.
+
+    python tests/data/make_pre_issue11_fixture.py OLD_SOURCE OUT_DIR   # OLD_SOURCE: `git archive aa32a02 coma`
+"""
+import os, sys, types, torch
+root, out = sys.argv[1], sys.argv[2]  # a checkout of commit aa32a02; where the two files go
 sys.path.insert(0, root)
 pkg = types.ModuleType('coma'); pkg.__path__ = [root + '/coma']; sys.modules['coma'] = pkg
 mm = types.ModuleType('coma.models'); mm.__path__ = [root + '/coma/models']; sys.modules['coma.models'] = mm
@@ -23,7 +26,7 @@ with torch.no_grad():
     masked = m.forward_masked(xm, mask)
 torch.save(dict(state_dict=m.state_dict(), meta=dict(backbone=dict(type='DyViT', arch=arch, out_indices=(0, 1, 2, 3)),
                                                     made_by='DyViT of commit aa32a02')),
-           '/work/main/tests/data/dyvit_pre_issue11_converted.pth')
+           os.path.join(out, 'dyvit_pre_issue11_converted.pth'))
 torch.save(dict(dense_input=x, dense_features=feats, masked_input=xm, mask=mask, masked_features=masked),
-           '/work/main/tests/data/dyvit_pre_issue11_features.pth')
+           os.path.join(out, 'dyvit_pre_issue11_features.pth'))
 print(sum(p.numel() for p in m.parameters()))

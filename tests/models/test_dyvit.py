@@ -324,13 +324,25 @@ def test_arch_validation():
 
 # ---------------------------------------------------------------- checkpoints made before issue 11
 def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
-    """tests/data/*pre_issue11*: a converted backbone and its features, made by the DM-MSA of commit
-    aa32a02 (tests/data/make_pre_issue11_fixture.py). The state dict is unchanged, so it loads
-    strictly and the features agree to 1e-5."""
+    """A converted backbone and its features, made here by the DM-MSA of commit aa32a02 (taken from
+    the repository's history by tests/data/make_pre_issue11_fixture.py). The state dict is unchanged,
+    so it loads strictly and the features agree to 1e-5."""
     import os
+    import subprocess
+    import sys
+    import tempfile
 
     from coma.models.checkpoint import load_backbone_checkpoint
-    here = os.path.join(os.path.dirname(__file__), '..', 'data')
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+    here = tempfile.mkdtemp()
+    old = os.path.join(here, 'old')
+    os.makedirs(old)
+    archive = subprocess.run(['git', '-C', root, 'archive', 'aa32a02', 'coma'], capture_output=True)
+    assert archive.returncode == 0, ('commit aa32a02 (before issue 11) is not in this clone\'s history: '
+                                     + archive.stderr.decode()[-300:])
+    subprocess.run(['tar', '-x', '-C', old], input=archive.stdout, check=True)
+    subprocess.run([sys.executable, os.path.join(root, 'tests', 'data', 'make_pre_issue11_fixture.py'), old, here],
+                   check=True, capture_output=True)
     ckpt = os.path.join(here, 'dyvit_pre_issue11_converted.pth')
     ref = torch.load(os.path.join(here, 'dyvit_pre_issue11_features.pth'))
     cfg = torch.load(ckpt)['meta']['backbone']
