@@ -390,22 +390,9 @@ def dense_probe(model: DyViT, train: Tuple[torch.Tensor, torch.Tensor], val: Tup
 def downstream_dyvit(path: 'str | None', arch: str = 'nano', seed: int = 0) -> DyViT:
     """A DyViT with all four outputs, initialised as a downstream config does: ``torch.manual_seed(seed)``
     then the converted or pre-training checkpoint at ``path`` (None: the random init)."""
-    import os
-    import tempfile
-
     from .models.checkpoint import load_backbone_checkpoint
     torch.manual_seed(seed)
     model = DyViT(arch, out_indices=(0, 1, 2, 3))
     if path is not None:
-        from .engine.safe_load import safe_torch_load
-        from .models.checkpoint import extract_state_dict
-        state = extract_state_dict(safe_torch_load(path, map_location='cpu'))
-        if any(k.startswith('backbone.') for k in state):
-            state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, 'backbone.pth')
-                torch.save(dict(state_dict=state), path)
-                load_backbone_checkpoint(model, path)
-        else:
-            load_backbone_checkpoint(model, path)
+        load_backbone_checkpoint(model, path)  # a pre-training checkpoint's backbone.* keys are found by themselves
     return model
