@@ -37,7 +37,9 @@ def _train_and_test(task, data_root, work):
         pass
     args = Args()
     args.data_root = str(data_root)
-    return downstream(args, str(work), task, pretrained=False)
+    args.recipe = 'demo'
+    args.seeds = [0]
+    return downstream(args, str(work), task, init='scratch', seed=0)
 
 
 def test_mask_rcnn_demo_learns(demo_data, tmp_path):
