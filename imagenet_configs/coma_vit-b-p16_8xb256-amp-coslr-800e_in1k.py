@@ -1,25 +1,4 @@
-# CoMA pre-training of ViT-B/16 on ImageNet-1K, 8 GPUs x 256 images, AMP, 800 epochs.
-# A 32-px unit is 2x2 patches. Our reading of the paper (docs/design.md): 32-px units, ratio 0.6, M_{t-1} = previous step (m=0),
-# lambda_lat = 1 with a cosine latent loss, MAE decoder 8 x 512, normalised pixel targets.
-_base_ = [
-    './_base_/datasets/in1k_pretrain.py',
-    './_base_/schedules/pretrain_adamw_coslr-800e.py',
-    './_base_/default_runtime.py',
-]
-model = dict(
-    type='CoMA',
-    backbone=dict(type='ViT', arch='base', patch_size=16, unit=32),
-    decoder=dict(type='CoMADecoder', embed_dim=512, depth=8, num_heads=16),
-    mask_ratio=0.6,
-    lambda_lat=1.0,
-    momentum=0.0,
-    norm_pix=True,
-    latent_loss='cosine',
-    # torch.compile of the encoders' masked forward and the decoders, on GPUs only (on CPU it does
-    # not pay); one graph each (fullgraph), static shapes.
-    compile='cuda',
-    data_preprocessor={{_base_.data_preprocessor}},
-)
-train_dataloader = dict(batch_size=256)
-# M_{t-1} is stored as buffers that are identical on every rank: no need to broadcast them.
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
+# CoMA pre-training of ViT-B/16 on ImageNet-1K, 8 GPUs x 256 images, AMP, 800 epochs: the DyViT-B
+# recipe with a plain ViT-B/16, whose 32-px unit is 2x2 patches.
+_base_ = './coma_dyvit-b_8xb256-amp-coslr-800e_in1k.py'
+model = dict(backbone=dict(_delete_=True, type='ViT', arch='base', patch_size=16, unit=32))

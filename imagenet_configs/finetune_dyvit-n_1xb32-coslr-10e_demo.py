@@ -3,23 +3,10 @@
 # layer decay, drop path, timm RandAugment / mixup / cutmix / label smoothing, AdamW + cosine, top-1/5.
 #   python tools/train.py imagenet_configs/finetune_dyvit-n_1xb32-coslr-10e_demo.py \
 #       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/demo/dyvit-n_coma.pth
-_base_ = [
-    './_base_/datasets/in1k_finetune.py',
-    './_base_/schedules/finetune_adamw_coslr-100e.py',
-    './_base_/default_runtime.py',
-]
+_base_ = './finetune_dyvit-b_8xb128-coslr-100e_in1k.py'
 data_root = 'data/demo/imagenet/'
 img_size = 128
-model = dict(
-    type='ImageClassifier',
-    backbone=dict(type='DyViT', arch='nano', out_indices=(3, ), drop_path_rate=0.1,
-                  init_cfg=dict(type='Pretrained', checkpoint=None)),
-    num_classes=10,
-    head=dict(pre_norm='layer', init_std=2e-5),
-    mixup=dict(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1),
-    random_erasing=dict(probability=0.25, mode='pixel'),
-    data_preprocessor={{_base_.data_preprocessor}},
-)
+model = dict(backbone=dict(arch='nano'), num_classes=10)
 train_pipeline = [
     dict(type='LoadImage', skip_corrupt=False),
     dict(type='RandomResizedCrop', size=img_size, scale=(0.25, 1.0)),
@@ -37,12 +24,12 @@ train_dataloader = dict(batch_size=32, num_workers=1, pin_memory=False,
 val_dataloader = dict(batch_size=50, num_workers=1, pin_memory=False,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3), paramwise_cfg=dict(layer_decay_rate=0.75))
+optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', T_max=9, eta_min=1e-6, by_epoch=True, begin=1, end=10,
          convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=10, val_interval=5)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2, save_best='accuracy/top1', rule='greater'))
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=5, max_keep_ckpts=2))
 log_processor = dict(window_size=5)

@@ -1,5 +1,5 @@
 # Runtime shared by the ImageNet loops (pre-training, fine-tuning, linear probing).
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+_base_ = '../../configs/_base_/coma_runtime.py'
 default_scope = None
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -8,7 +8,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
@@ -18,4 +17,3 @@ log_processor = dict(window_size=10, by_epoch=True)
 log_level = 'INFO'
 load_from = None
 resume = False
-randomness = dict(seed=0, deterministic=False)

@@ -1,8 +1,7 @@
 # Mask R-CNN + FPN with DyViT-N on the bundled demo COCO data (tools/make_demo_data.py --coco),
 # sized for 2 CPU cores: images up to 320x256, a 128-channel FPN, fewer proposals. For a real COCO
 # 2017 folder use mask-rcnn_dyvit-{t,s,b}_fpn_1x_coco.py (only data_root differs in layout).
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../../configs/_base_/coma_runtime.py']
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=('circle', 'rectangle', 'triangle'), palette=[(220, 20, 60), (0, 128, 255), (60, 180, 75)])
 fpn = 128
@@ -55,8 +54,5 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 9], gamma=0.1),
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1, save_last=True))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
 log_processor = dict(window_size=10)
 auto_scale_lr = dict(enable=False, base_batch_size=4)
-# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
-randomness = dict(seed=0, deterministic=False)

@@ -1,22 +1,4 @@
-# Mask R-CNN + FPN with DyViT-S on COCO 2017, 3x multi-scale schedule (36 epochs; mmdet's
-# Swin multi-scale-crop recipe), AdamW with layer-wise lr decay. Pre-trained weights on the command
-# line: --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+# Mask R-CNN + FPN with DyViT-S on COCO 2017, 3x multi-scale schedule: the DyViT-T recipe with the small backbone.
+_base_ = './mask-rcnn_dyvit-t_fpn_ms-3x_coco.py'
 widths = [72, 144, 288, 576]
-model = dict(
-    backbone=dict(
-        _delete_=True, type='DyViT', arch='small', drop_path_rate=0.2, out_indices=(0, 1, 2, 3),
-        with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
-    neck=dict(in_channels=widths))
-optim_wrapper = dict(
-    _delete_=True,
-    type='AutoAmpOptimWrapper',
-    cpu_dtype=None,  # mmcv's CPU ops (NMS, RoIAlign) take float32 only
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9))
-# stop at the first NaN/inf loss naming the iteration; checkpoints carry the random states (exact resume)
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
-# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
-randomness = dict(seed=0, deterministic=False)
+model = dict(backbone=dict(arch='small', drop_path_rate=0.2), neck=dict(in_channels=widths))

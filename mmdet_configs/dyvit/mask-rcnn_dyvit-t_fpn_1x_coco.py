@@ -1,8 +1,7 @@
 # Mask R-CNN + FPN with DyViT-T on COCO 2017, 1x schedule (12 epochs, lr steps at 8 and 11),
 # AdamW with layer-wise lr decay. Pre-trained weights (tools/convert_checkpoint.py output) are given on
 # the command line: --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../../configs/_base_/coma_runtime.py']
 widths = [64, 128, 256, 512]
 model = dict(
     backbone=dict(
@@ -10,13 +9,6 @@ model = dict(
         with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=widths))
 optim_wrapper = dict(
-    _delete_=True,
-    type='AutoAmpOptimWrapper',
-    cpu_dtype=None,  # mmcv's CPU ops (NMS, RoIAlign) take float32 only
+    _delete_=True, type='AutoAmpOptimWrapper', cpu_dtype=None,  # mmcv's CPU ops take float32 only
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9))
-# stop at the first NaN/inf loss naming the iteration; checkpoints carry the random states (exact resume)
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
-# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
-randomness = dict(seed=0, deterministic=False)
+    constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))

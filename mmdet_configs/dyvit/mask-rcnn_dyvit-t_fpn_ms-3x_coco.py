@@ -1,22 +1,22 @@
-# Mask R-CNN + FPN with DyViT-T on COCO 2017, 3x multi-scale schedule (36 epochs; mmdet's
-# Swin multi-scale-crop recipe), AdamW with layer-wise lr decay. Pre-trained weights on the command
-# line: --cfg-options model.backbone.init_cfg.checkpoint=PATH
-_base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
-widths = [64, 128, 256, 512]
-model = dict(
-    backbone=dict(
-        _delete_=True, type='DyViT', arch='tiny', drop_path_rate=0.1, out_indices=(0, 1, 2, 3),
-        with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
-    neck=dict(in_channels=widths))
-optim_wrapper = dict(
-    _delete_=True,
-    type='AutoAmpOptimWrapper',
-    cpu_dtype=None,  # mmcv's CPU ops (NMS, RoIAlign) take float32 only
-    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
-    constructor='LayerDecayOptimWrapperConstructor',
-    paramwise_cfg=dict(layer_decay_rate=0.9))
-# stop at the first NaN/inf loss naming the iteration; checkpoints carry the random states (exact resume)
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
-# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
-randomness = dict(seed=0, deterministic=False)
+# Mask R-CNN + FPN with DyViT-T on COCO 2017, 3x multi-scale schedule (36 epochs; mmdet's Swin
+# multi-scale-crop recipe, from DETR): the 1x recipe with the longer schedule and augmentation.
+# Pre-trained weights on the command line: --cfg-options model.backbone.init_cfg.checkpoint=PATH
+_base_ = './mask-rcnn_dyvit-t_fpn_1x_coco.py'
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='RandomChoice', transforms=[
+        [dict(type='RandomChoiceResize', scales=[(s, 1333) for s in range(480, 801, 32)], keep_ratio=True)],
+        [dict(type='RandomChoiceResize', scales=[(400, 1333), (500, 1333), (600, 1333)], keep_ratio=True),
+         dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600), allow_negative_crop=True),
+         dict(type='RandomChoiceResize', scales=[(s, 1333) for s in range(480, 801, 32)], keep_ratio=True)]]),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+max_epochs = 36
+train_cfg = dict(max_epochs=max_epochs)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
+]

@@ -3,8 +3,7 @@
 # hence the generic BaseSegDataset), sized for 2 CPU cores: 128x128 crops, 64/32-channel heads.
 # The heads keep the base config's SyncBN: on one process the Runner reverts it to BN by itself.
 # A real ADE20K folder (ADEChallengeData2016) works with upernet_dyvit-{t,s,b}_8xb2-160k_ade20k-512x512.py.
-_base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
-custom_imports = dict(imports=['coma'], allow_failed_imports=False)
+_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py', '../../configs/_base_/coma_runtime.py']
 data_root = 'data/demo/ade/'
 classes = ('brick', 'grass', 'gravel', 'stars')
 metainfo = dict(classes=classes, palette=[[120, 120, 120], [4, 200, 3], [180, 120, 120], [6, 230, 230]])
@@ -60,6 +59,3 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=1, save_last=True),
                      visualization=dict(type='SegVisualizationHook', draw=False))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]
-# a fixed seed: resumed runs seed their data workers as the original run did (exact resume)
-randomness = dict(seed=0, deterministic=False)
