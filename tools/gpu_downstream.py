@@ -7,13 +7,9 @@ Uses the project's own configs (mmdet_configs/, mmseg_configs/) and mmcv's compi
 """
 import argparse
 import json
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-import torch  # noqa: E402
+import torch
 
 
 def timed_steps(model, batch_fn, iters):

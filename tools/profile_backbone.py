@@ -3,12 +3,8 @@
     python tools/profile_backbone.py [--arch base] [--batch 128] [--device cuda] [--amp] [--top 15]
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-import torch  # noqa: E402
+import torch
 
 
 def main(argv=None):

@@ -8,14 +8,10 @@ Distributed: ``torchrun --nproc-per-node N tools/train.py CONFIG --launcher pyto
 """
 import argparse
 import contextlib
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
-
-import coma  # noqa: E402,F401  (registers modules, installs the safe checkpoint loader)
-from coma.engine import trusted_checkpoints  # noqa: E402
-from coma.engine.launch import DictAction, cpu_friendly_dataloaders, load_config, setup_distributed  # noqa: E402
+import coma  # noqa: F401  (registers modules, installs the safe checkpoint loader)
+from coma.engine import trusted_checkpoints
+from coma.engine.launch import DictAction, cpu_friendly_dataloaders, load_config, setup_distributed
 
 
 def parse_args(argv=None):

@@ -1,9 +1,10 @@
 """Loading pre-trained weights into backbones: one filter function, strict about unexpected keys.
 
 Used by ``init_cfg=dict(type='Pretrained', ...)`` of our backbones, by
-``tools/convert_checkpoint.py`` and by the classifiers. Missing keys are reported; unexpected keys
+:func:`convert_pretrain_checkpoint` (``tools/convert_checkpoint.py``) and by the classifiers. Missing keys are reported; unexpected keys
 and shape mismatches fail with the full list, naming the file.
 """
+import os
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -114,3 +115,49 @@ def init_from_pretrained(module: nn.Module) -> bool:
         load_backbone_checkpoint(module, cfg['checkpoint'], prefix=cfg.get('prefix'))
     module._is_init = True
     return True
+
+
+def convert_pretrain_checkpoint(src: str, dst: str, backbone_cfg: Optional[Dict] = None) -> Dict:
+    """Turns a CoMA/MAE pre-training checkpoint into a backbone-only checkpoint, verified.
+
+    Only M_t's encoder (``backbone.*``) is exported; the decoder, the frozen M_{t-1} and the
+    optimizer state are dropped. The result is loaded strictly (no unexpected keys, no shape
+    mismatch) into a freshly built backbone after it is written, so a checkpoint that would not load
+    downstream fails here, with the keys listed.
+
+    Args:
+        src: the pre-training checkpoint (mmengine's ``epoch_N.pth``).
+        dst: where to write the backbone checkpoint.
+        backbone_cfg: the backbone's config; default: the one in the checkpoint's ``meta.cfg``.
+
+    Returns:
+        dict(dst, tensors, missing, backbone): the summary also printed.
+    """
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    ckpt = safe_torch_load(src, map_location='cpu')
+    state = extract_state_dict(ckpt)
+    weights = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    if not weights:
+        raise KeyError(f'{src} has no backbone.* weights; is it a CoMA/MAE pre-training checkpoint? '
+                       f'first keys: {list(state)[:8]}')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    if backbone_cfg is None:
+        cfg_text = meta.get('cfg')
+        if not cfg_text:
+            raise KeyError(f'{src} carries no config; pass --arch or --config')
+        backbone_cfg = Config.fromstring(cfg_text, '.py').model.backbone
+    backbone_cfg = dict(backbone_cfg)
+    backbone_cfg.pop('init_cfg', None)
+    if backbone_cfg.get('type') == 'DyViT':
+        backbone_cfg['out_indices'] = (0, 1, 2, 3)  # the downstream contract; missing output norms are reported
+    os.makedirs(os.path.dirname(os.path.abspath(dst)) or '.', exist_ok=True)
+    out = dict(state_dict=weights, meta=dict(source=os.path.abspath(src), backbone=backbone_cfg,
+                                             epoch=meta.get('epoch'), iter=meta.get('iter')))
+    torch.save(out, dst)
+    model = MODELS.build(backbone_cfg)
+    missing, _ = load_backbone_checkpoint(model, dst)
+    print(f'wrote {dst}: {len(weights)} backbone tensors; missing in a {backbone_cfg["type"]} '
+          f'(fresh init downstream): {missing if missing else "none"}; unexpected: none')
+    return dict(dst=dst, tensors=len(weights), missing=missing, backbone=backbone_cfg)

@@ -1,7 +1,5 @@
 """ImageClassifier: forward/backward per variant, linear probing, loading converted checkpoints."""
-import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -94,8 +92,7 @@ def test_linear_probe_freezes_the_backbone():
 
 
 def test_finetune_config_loads_a_converted_checkpoint(tmp_path):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from convert_checkpoint import convert
+    from coma.models.checkpoint import convert_pretrain_checkpoint as convert
     pre = MODELS.build(Config.fromfile(PRE_CFG).model)
     torch.save(dict(state_dict=pre.state_dict(), meta=dict(cfg=Config.fromfile(PRE_CFG).pretty_text)),
                tmp_path / 'pre.pth')

@@ -82,11 +82,8 @@ def test_upernet_slide_inference_at_odd_size():
 
 def _converted_checkpoint(tmp_path):
     """A CoMA pre-training checkpoint of DyViT-N, converted for downstream use."""
-    import os
-    import sys
     from mmengine.registry import MODELS as ROOT_MODELS
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
-    from convert_checkpoint import convert
+    from coma.models.checkpoint import convert_pretrain_checkpoint as convert
     coma_model = ROOT_MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
                                         decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4)))
     src, dst = tmp_path / 'pretrain.pth', tmp_path / 'backbone.pth'

@@ -17,8 +17,7 @@ LP_CFG = osp.join(ROOT, 'imagenet_configs', 'linprobe_dyvit-n_1xb32-coslr-20e_de
 
 @pytest.fixture(scope='module')
 def image_folder(tmp_path_factory):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from make_demo_data import make_imagenet
+    from coma.datasets.demo import make_imagenet
     out = str(tmp_path_factory.mktemp('imagenet'))
     make_imagenet(out, per_class=(1, 1), size=64)  # 10 classes: 10 train, 10 val images
     return out

@@ -8,13 +8,10 @@ classes' IoU.
 """
 import json
 import os.path as osp
-import sys
 
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-
 pytestmark = pytest.mark.slow
 
 # Measured from random initialisation (seed 0) by `make demo` on 2 CPU cores (2026-11-26): bbox mAP
@@ -31,11 +28,12 @@ MIOU_MIN = 40.0
 
 
 def _train_and_test(task, data_root, work):
-    from demo import downstream
+    from coma.demo import downstream
 
     class Args:
         pass
     args = Args()
+    args.root = ROOT
     args.data_root = str(data_root)
     args.recipe = 'demo'
     args.seeds = [0]

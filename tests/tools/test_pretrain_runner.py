@@ -24,8 +24,7 @@ train_dataloader = dict(dataset=dict(pipeline=[
 
 @pytest.fixture(scope='module')
 def image_folder(tmp_path_factory):
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from make_demo_data import make_imagenet
+    from coma.datasets.demo import make_imagenet
     out = str(tmp_path_factory.mktemp('imagenet'))
     make_imagenet(out, per_class=(3, 1), size=64)
     with open(osp.join(out, 'cfg.py'), 'w') as f:
@@ -116,8 +115,7 @@ def test_torchrun_two_processes_match_one(image_folder, tmp_path):
 def test_convert_and_load_into_downstream_backbones(image_folder, tmp_path):
     work = tmp_path / 'w'
     train(work, image_folder, 1)
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    from convert_checkpoint import convert
+    from coma.models.checkpoint import convert_pretrain_checkpoint as convert
     out = tmp_path / 'backbone.pth'
     summary = convert(str(work / 'epoch_1.pth'), str(out))
     assert summary['missing'] == ['norm0.bias', 'norm0.weight', 'norm1.bias', 'norm1.weight',
