@@ -3,10 +3,13 @@ from .algorithms import MAE, CoMA
 from .backbones import DyViT
 from .backbones.vit import ViT
 from .classifiers import ImageClassifier
+from .heads import LatentPredictionHead, PixelReconstructionHead
+from .losses import LatentPredictionLoss, PixelReconstructionLoss
 from .necks.decoder import CoMADecoder
 from .registry import register_models
 
 register_models([DyViT], downstream=True)
-register_models([ViT, CoMADecoder, MAE, CoMA, ImageClassifier])
+register_models([ViT, CoMADecoder, MAE, CoMA, ImageClassifier, PixelReconstructionHead, LatentPredictionHead,
+                 PixelReconstructionLoss, LatentPredictionLoss])
 
 __all__ = ['DyViT', 'ViT', 'CoMADecoder', 'MAE', 'CoMA', 'ImageClassifier']

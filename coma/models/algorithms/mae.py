@@ -28,10 +28,9 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from ...masking import complementary_masks, num_hidden, random_masks
 from ..layers.units import image_to_units, visible_indices
-from ..losses.reconstruction import LatentPredictionLoss, PixelReconstructionLoss
 from ..utils.frozen import frozen_copy, momentum_update
 
-#: Logged values that are not part of the optimised loss.
+#: Logged values that are never part of the optimised loss (see :meth:`MAE.monitor_only`).
 MONITOR_ONLY = ('loss_eval',)
 
 #: Compiled ``forward``/``forward_masked`` per module instance (weak keys: a copied or rebuilt
@@ -127,7 +126,9 @@ class MAE(BaseModel):
             (``DyViT`` or ``ViT``).
         decoder: config of the decoder (``CoMADecoder``); ``in_dim`` and ``unit`` are filled in.
         mask_ratio: hidden fraction of the units.
-        norm_pix: MAE's per-unit normalised pixel targets.
+        norm_pix: MAE's per-unit normalised pixel targets (the default of ``head``).
+        head: config of the pixel head (``PixelReconstructionHead``: targets, ``norm_pix``, its
+            loss); its keys override ``norm_pix``.
         mask_seed: masks of training step ``s`` on rank ``r`` come from a generator seeded with
             ``(mask_seed, s, r)``; the step count is saved in checkpoints, so a resumed run draws
             exactly the masks an uninterrupted one would.
@@ -140,7 +141,7 @@ class MAE(BaseModel):
     """
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.75, norm_pix: bool = True,
-                 mask_seed: int = 0, compile: Union[bool, str, Dict] = False,
+                 mask_seed: int = 0, compile: Union[bool, str, Dict] = False, head: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
@@ -150,7 +151,7 @@ class MAE(BaseModel):
         self.mask_seed = mask_seed
         compile_enabled(compile, torch.device('cpu'))  # validates the value
         self.compile = compile
-        self.pixel_loss = PixelReconstructionLoss(norm_pix)
+        self.head = MODELS.build(dict(dict(type='PixelReconstructionHead', norm_pix=norm_pix), **(head or {})))
         self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
         self._step: Optional[int] = None  # host copy of mask_step for GPU runs (read once, not every step)
 
@@ -227,7 +228,7 @@ class MAE(BaseModel):
 
     def reconstruct(self, inputs: torch.Tensor, mask: torch.Tensor,
                     num_visible: Optional[int] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """M_t's forward: decoded tokens ``(B, N, D)`` and the unit pixel targets ``(B, N, P)``.
+        """M_t's forward: decoded tokens ``(B, N, D)`` and the units' pixels ``(B, N, P)``.
 
         ``num_visible`` (from the ratio) spares counting the mask; None counts and checks it.
         """
@@ -242,11 +243,17 @@ class MAE(BaseModel):
         visible = self.num_visible(inputs)
         decoded, target = self.reconstruct(inputs, mask, visible)
         hidden = visible_indices(~mask, mask[0].numel() - visible)  # B, K ascending
-        return dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
+        return dict(loss_pix=self.head.loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
+
+    def monitor_only(self) -> Tuple[str, ...]:
+        """The logged values that do not enter the optimised sum: :data:`MONITOR_ONLY`, and
+        ``loss_lat`` when the latent head's weight is 0. The one place that decides it."""
+        latent = getattr(self, 'latent_head', None)
+        return MONITOR_ONLY + (('loss_lat',) if latent is not None and latent.monitor_only else ())
 
     def parse_losses(self, losses: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        """As mmengine's, but values in :data:`MONITOR_ONLY` are logged without entering the sum."""
-        monitored = {k: losses.pop(k) for k in MONITOR_ONLY if k in losses}
+        """As mmengine's, but the values of :meth:`monitor_only` are logged without entering the sum."""
+        monitored = {k: losses.pop(k) for k in self.monitor_only() if k in losses}
         loss, log_vars = super().parse_losses(losses)
         for key, value in monitored.items():
             log_vars[key] = value.detach().mean()
@@ -254,7 +261,8 @@ class MAE(BaseModel):
 
     @torch.no_grad()
     def predict_pixels(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """M_t's reconstruction of every unit, ``(B, N, P)``, in normalised-unit space if ``norm_pix``."""
+        """M_t's reconstruction of every unit, ``(B, N, P)``, in normalised-unit space if ``norm_pix``
+        (``self.head.to_pixels`` maps it back)."""
         decoded, _ = self.reconstruct(inputs, mask)
         return self.decoder.pixel_head(decoded)
 
@@ -274,10 +282,11 @@ class CoMA(MAE):
         backbone: as in :class:`MAE`.
         decoder: as in :class:`MAE`; ``latent_dim`` is filled in.
         mask_ratio: hidden fraction of M_t's mask (SPEC default 0.6).
-        lambda_lat: weight of ``loss_lat`` (0 logs it without optimising it).
+        lambda_lat: weight of ``loss_lat`` (0 logs it without optimising it); the default of
+            ``latent_head``'s ``loss_weight``.
         momentum: m of the M_{t-1} update, in [0, 1); 0 = exact previous-step copy.
         norm_pix: per-unit normalised pixel targets.
-        latent_loss: ``'cosine'`` or ``'smooth_l1'``.
+        latent_loss: ``'cosine'`` or ``'smooth_l1'`` (the default of ``latent_head``'s loss).
         mask_seed: as in :class:`MAE`.
         complement_schedule: ``'iid'`` (default): M_t's masks are drawn afresh at every step, as
             MAE's; M_{t-1} sees their complement. ``'alternate'``: M_t's masks come in pairs of
@@ -291,6 +300,9 @@ class CoMA(MAE):
             With ``lambda_lat = 0`` the frozen encoder runs only on those steps too (its latents
             are then monitoring only, logged as ``loss_lat``).
         compile: as in :class:`MAE`; applies to both models.
+        head: as in :class:`MAE`.
+        latent_head: config of the latent head (``LatentPredictionHead``: the distance to M_{t-1}'s
+            latents and its weight); its keys override ``latent_loss`` and ``lambda_lat``.
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
     """
@@ -298,9 +310,10 @@ class CoMA(MAE):
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.6, lambda_lat: float = 1.0,
                  momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine', mask_seed: int = 0,
                  eval_interval: int = 10, complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
+                 head: Optional[Dict] = None, latent_head: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
-                         compile=compile, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+                         compile=compile, head=head, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if complement_schedule not in ('iid', 'alternate'):
             raise ValueError(f"CoMA: complement_schedule must be 'iid' or 'alternate', got {complement_schedule!r}")
         if complement_schedule == 'alternate' and mask_ratio < 0.5:
@@ -316,9 +329,11 @@ class CoMA(MAE):
             raise ValueError(f'CoMA: lambda_lat must be >= 0, got {lambda_lat}')
         if int(eval_interval) != eval_interval or eval_interval < 1:
             raise ValueError(f'CoMA: eval_interval must be a positive integer, got {eval_interval}')
-        self.lambda_lat, self.momentum, self.eval_interval = lambda_lat, momentum, int(eval_interval)
-        self.latent_loss = LatentPredictionLoss(latent_loss)
-        if lambda_lat == 0:
+        self.momentum, self.eval_interval = momentum, int(eval_interval)
+        self.latent_head = MODELS.build(dict(dict(type='LatentPredictionHead', loss_weight=lambda_lat,
+                                                  loss=dict(type='LatentPredictionLoss', kind=latent_loss)),
+                                             **(latent_head or {})))
+        if self.lambda_lat == 0:
             # not optimised: no gradient reaches it, so DDP must not wait for one
             self.decoder.latent_head.requires_grad_(False)
         self.sync_frozen()
@@ -331,6 +346,11 @@ class CoMA(MAE):
 
     def _decoder_cfg(self, decoder: Dict) -> Dict:
         return dict(dict(in_dim=self.backbone.unit_dim, unit=self.unit, latent_dim=self.backbone.unit_dim), **decoder)
+
+    @property
+    def lambda_lat(self) -> float:
+        """The weight of ``loss_lat`` (the latent head's ``loss_weight``)."""
+        return self.latent_head.loss_weight
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         # checkpoints written before complement_schedule existed have no mask_epoch
@@ -399,38 +419,33 @@ class CoMA(MAE):
         hidden = mask[0].numel() - visible
         # Row-major indices of the units M_t hid (= those M_{t-1} sees) and of those M_t saw.
         ids_hidden, ids_seen = visible_indices(complement, hidden), visible_indices(mask, visible)
-        decoded, target = self.reconstruct(inputs, mask, visible)
+        decoded, units = self.reconstruct(inputs, mask, visible)
         decoded_hidden = _rows(decoded, ids_hidden)
-        losses = dict(loss_pix=self.pixel_loss(self.decoder.pixel_head(decoded_hidden), _rows(target, ids_hidden)))
+        losses = dict(loss_pix=self.head.loss(self.decoder.pixel_head(decoded_hidden), _rows(units, ids_hidden)))
         # self._step was advanced by mask_noise: this step is self._step - 1
         monitor = not self.training or (self._step - 1) % self.eval_interval == 0
-        if self.lambda_lat > 0 or monitor:
-            with torch.no_grad():
-                # M_{t-1} sees exactly the units M_t hid (row-major, the same order as decoded_hidden).
-                latent_prev = self.encode(self.frozen_backbone, inputs, complement, hidden)
-                if monitor:
-                    decoded_prev = self.decode(self.frozen_decoder, latent_prev, complement)
-                    recon_prev = self.frozen_decoder.pixel_head(_rows(decoded_prev, ids_seen))
-                    losses['loss_eval'] = self.pixel_loss(recon_prev, _rows(target, ids_seen))
-            if self.lambda_lat > 0:
-                losses['loss_lat'] = self.latent_loss(self.decoder.latent_head(decoded_hidden), latent_prev) * self.lambda_lat
-            else:  # monitoring only
-                with torch.no_grad():
-                    losses['loss_lat'] = self.latent_loss(self.decoder.latent_head(decoded_hidden), latent_prev)
+        if not self.latent_head.monitor_only or monitor:
+            latent_prev = self.frozen_forward(inputs, complement, hidden, ids_seen, units, losses if monitor else None)
+            losses['loss_lat'] = self.latent_head.loss(self.decoder.latent_head(decoded_hidden), latent_prev)
         if self.training:
             # M_{t-1} has been used: it takes M_t's weights right before the next optimizer step.
             self._frozen_pending = True
         return losses
 
+    @torch.no_grad()
+    def frozen_forward(self, inputs: torch.Tensor, complement: torch.Tensor, hidden: int, ids_seen: torch.Tensor,
+                       units: torch.Tensor, losses: Optional[Dict[str, torch.Tensor]] = None) -> torch.Tensor:
+        """M_{t-1}'s encoder on exactly the units M_t hid (row-major, the order of M_t's predictions):
+        its latents ``(B, hidden, C)``, the targets of ``loss_lat``. With ``losses``, also M_{t-1}'s
+        reconstruction of the units M_t saw, as ``losses['loss_eval']`` (monitoring)."""
+        latent_prev = self.encode(self.frozen_backbone, inputs, complement, hidden)
+        if losses is not None:
+            decoded_prev = self.decode(self.frozen_decoder, latent_prev, complement)
+            losses['loss_eval'] = self.head.loss(self.frozen_decoder.pixel_head(_rows(decoded_prev, ids_seen)),
+                                                 _rows(units, ids_seen))
+        return latent_prev
+
     def owns(self, optimizer: torch.optim.Optimizer) -> bool:
         """Whether ``optimizer`` trains this model's encoder."""
         key = next((p for p in self.backbone.parameters() if p.requires_grad), None)
         return key is not None and any(p is key for group in optimizer.param_groups for p in group['params'])
-
-    def parse_losses(self, losses: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
-        if self.lambda_lat == 0 and 'loss_lat' in losses:  # logged, not optimised
-            lat = losses.pop('loss_lat')
-            loss, log_vars = super().parse_losses(losses)
-            log_vars['loss_lat'] = lat.detach()
-            return loss, log_vars
-        return super().parse_losses(losses)

@@ -1,3 +1,4 @@
 from .cls_head import LinearClsHead
+from .reconstruction_heads import LatentPredictionHead, PixelReconstructionHead
 
-__all__ = ['LinearClsHead']
+__all__ = ['LinearClsHead', 'PixelReconstructionHead', 'LatentPredictionHead']

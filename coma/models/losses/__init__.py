@@ -1,0 +1,3 @@
+from .reconstruction import LatentPredictionLoss, PixelReconstructionLoss
+
+__all__ = ['PixelReconstructionLoss', 'LatentPredictionLoss']

@@ -1,0 +1,52 @@
+"""The pre-training heads own their targets and config-built losses (issue 13)."""
+import pytest
+import torch
+from mmengine.registry import MODELS
+
+import coma  # noqa: F401
+from coma.models.heads import LatentPredictionHead, PixelReconstructionHead
+
+
+def test_pixel_head_targets_and_their_inverse():
+    units = torch.rand(2, 5, 12) * 3 + 1
+    head = PixelReconstructionHead(norm_pix=True)
+    target = head.target(units)
+    torch.testing.assert_close(target.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(head.to_pixels(target, units), units, atol=1e-4, rtol=1e-4)
+    raw = PixelReconstructionHead(norm_pix=False)
+    assert raw.target(units) is units and raw.to_pixels(units, units) is units
+    # the loss is the mean squared error against the (normalised) target
+    pred = torch.randn(2, 5, 12)
+    torch.testing.assert_close(head.loss(pred, units), ((pred - target) ** 2).mean())
+
+
+def test_latent_head_weight_and_monitor_only():
+    pred, target = torch.randn(2, 4, 8, requires_grad=True), torch.randn(2, 4, 8)
+    cos = (1 - torch.nn.functional.cosine_similarity(pred, target, dim=-1)).mean()
+    weighted = LatentPredictionHead(loss_weight=2.0).loss(pred, target)
+    torch.testing.assert_close(weighted, 2 * cos)
+    monitor = LatentPredictionHead(loss_weight=0.0)
+    assert monitor.monitor_only
+    value = monitor.loss(pred, target)
+    assert not value.requires_grad
+    torch.testing.assert_close(value, cos.detach())
+    with pytest.raises(ValueError, match='loss_weight'):
+        LatentPredictionHead(loss_weight=-1)
+
+
+def test_losses_are_built_from_config():
+    head = MODELS.build(dict(type='LatentPredictionHead', loss=dict(type='LatentPredictionLoss', kind='smooth_l1')))
+    assert head.loss_module.kind == 'smooth_l1'
+    model = MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+                              decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2),
+                              latent_head=dict(loss=dict(type='LatentPredictionLoss', kind='smooth_l1'),
+                                               loss_weight=0.5),
+                              head=dict(norm_pix=False)))
+    assert model.latent_head.loss_module.kind == 'smooth_l1' and model.lambda_lat == 0.5
+    assert not model.head.norm_pix
+    assert model.monitor_only() == ('loss_eval',)
+    quiet = MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+                              decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2), lambda_lat=0.0))
+    assert quiet.monitor_only() == ('loss_eval', 'loss_lat')
+    # the heads hold no state: checkpoints keep their keys
+    assert not [k for k in model.state_dict() if k.startswith(('head.', 'latent_head.'))]
