@@ -110,7 +110,7 @@ def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float
         return hook
     for i, attn in enumerate(attns):
         hooks.append(attn.register_forward_hook(keep_input(i)))
-    pooled = model(images)[-1].mean((2, 3)) if model.num_classes == 0 else None
+    pooled = model.forward_features(images).mean((2, 3))
     for h in hooks:
         h.remove()
     blocks = []

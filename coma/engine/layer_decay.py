@@ -8,22 +8,27 @@ mmseg's registries search as their parent.
   blocks 1..D in order); everything outside the backbone (neck, heads) is layer
   ``num_layers = D + 1``.
 * lr scale = ``r ** (num_layers - layer_id)``.
-* No weight decay on norms, biases, position tables, gates and tokens.
+* No weight decay on what the modules' ``no_weight_decay()`` lists (:func:`no_weight_decay_names`):
+  norms, biases, position tables, gates and tokens. With ``layer_decay_rate=1`` (the default) this is
+  the plain AdamW grouping the pre-training configs use.
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-#: Substrings of parameter names that get no weight decay (besides 1-D parameters and biases).
-NO_DECAY_KEYS = ('bias_table', '.gate.', 'mask_token', 'pos_embed', 'cls_token')
-
-
-def no_weight_decay(name: str, param: nn.Parameter) -> bool:
-    """True for norms, biases, position tables, gates and tokens."""
-    return param.ndim <= 1 or name.endswith('.bias') or any(k in name for k in NO_DECAY_KEYS)
+def no_weight_decay_names(model: nn.Module) -> Set[str]:
+    """Names of ``model``'s parameters without weight decay: 1-D ones (norms, biases) and those that
+    any submodule lists in its ``no_weight_decay()`` (timm's convention; DyViT: the relative-position
+    tables and gates; the decoder: its mask token). The modules are the one source of the rule."""
+    names = {name for name, p in model.named_parameters() if p.ndim <= 1}
+    for prefix, module in model.named_modules():
+        listed = getattr(module, 'no_weight_decay', None)
+        if callable(listed):
+            names |= {f'{prefix}.{n}' if prefix else n for n in listed()}
+    return names
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -38,6 +43,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     (default ``'backbone.'``).
     """
 
+    def __init__(self, optim_wrapper_cfg: Dict, paramwise_cfg: Optional[Dict] = None) -> None:
+        # never empty: mmengine skips add_params (and so the grouping) for an empty paramwise_cfg
+        super().__init__(optim_wrapper_cfg, dict(dict(layer_decay_rate=1.0), **(paramwise_cfg or {})))
+
     def add_params(self, params: List[Dict], module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         rate = float(self.paramwise_cfg.get('layer_decay_rate', 1.0))
         bb_prefix = self.paramwise_cfg.get('backbone_prefix', 'backbone.')
@@ -46,12 +55,13 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         if not hasattr(backbone, 'get_layer_id'):
             raise TypeError(f'LayerDecayOptimWrapperConstructor: {type(backbone).__name__} has no get_layer_id')
         num_layers = backbone.num_layers
+        no_decay = no_weight_decay_names(module)
         groups: Dict[Tuple[int, bool], Dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
             layer = backbone.get_layer_id(name[len(bb_prefix):]) if name.startswith(bb_prefix) else num_layers
-            skip_wd = no_weight_decay(name, param)
+            skip_wd = name in no_decay
             group = groups.setdefault((layer, skip_wd), dict(
                 params=[], param_names=[], layer_id=layer, lr_scale=rate ** (num_layers - layer),
                 lr=self.base_lr * rate ** (num_layers - layer), weight_decay=0.0 if skip_wd else self.base_wd))

@@ -1,41 +1,99 @@
-"""timm entry points: ``timm.create_model('dyvit_tiny', features_only=True)`` and friends."""
-from typing import Any
+"""timm entry points: ``timm.create_model('dyvit_tiny')`` (a classifier) and
+``timm.create_model('dyvit_tiny', features_only=True)`` (multi-scale maps), built by timm's own
+``build_model_with_cfg`` with a ``feature_cfg``, as timm's Hiera is.
+"""
+from typing import Any, Optional, Sequence
 
-from timm.models import register_model
-from timm.models._features import FeatureInfo
+import torch
+import torch.nn as nn
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
-from .backbones.dyvit import NUM_STAGES, DyViT
+from .backbones.dyvit import ARCH_SETTINGS, NUM_STAGES, STEM_STRIDE, DyViT
 
 
-def _create_dyvit(arch: str, pretrained: bool = False, **kwargs: Any) -> DyViT:
+class TimmDyViT(DyViT):
+    """DyViT with timm's classifier interface: ``forward_head`` (global average pooling, LayerNorm,
+    linear) over ``forward_features`` (the last stage's map). The backbone itself (:class:`DyViT`, the
+    mmengine one) carries no head.
+
+    Args:
+        arch: as :class:`DyViT`.
+        num_classes: classes of the linear head (0: no head, :meth:`forward_head` returns the
+            normed pooled features).
+        in_chans: image channels (timm's name).
+        out_indices: stages with an output norm, which :meth:`forward_intermediates` can return
+            (default: the last one, what the classifier reads).
+        feature_stages: overrides ``out_indices`` (timm's builder keeps ``out_indices`` of a
+            ``features_only`` model for its wrapper; the entry points pass them on as this).
+        **kwargs: the other :class:`DyViT` arguments.
+    """
+
+    def __init__(self, arch: str = 'tiny', num_classes: int = 1000, in_chans: int = 3,
+                 out_indices: Sequence[int] = (NUM_STAGES - 1,), feature_stages: Optional[Sequence[int]] = None,
+                 **kwargs: Any) -> None:
+        kwargs.pop('global_pool', None)  # timm passes it; the pooling is always the average
+        super().__init__(arch, in_channels=kwargs.pop('in_channels', in_chans),
+                         out_indices=out_indices if feature_stages is None else feature_stages, **kwargs)
+        self.num_features_last = self.num_features[-1]
+        self.head_norm = nn.LayerNorm(self.num_features_last)  # names kept: checkpoints of the old flag load
+        self.reset_classifier(num_classes)
+        # timm's feature metadata covers every stage; forward_intermediates returns those in out_indices
+        self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
+                             for i in range(NUM_STAGES)]
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A new linear head for ``num_classes`` (0: none), initialised as the backbone's linears."""
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features_last, num_classes) if num_classes > 0 else nn.Identity()
+        if num_classes > 0:
+            nn.init.trunc_normal_(self.head.weight, std=0.02)
+            nn.init.zeros_(self.head.bias)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """``(B, C, h, w)`` last-stage map -> ``(B, num_classes)`` logits (or the normed pooled features)."""
+        x = self.head_norm(x.mean(dim=(2, 3)))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` -> ``(B, num_classes)`` logits."""
+        return self.forward_head(self.forward_features(x))
+
+
+def _create_dyvit(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     if pretrained:
-        raise ValueError(f'dyvit_{arch}: no pretrained weights are downloaded; load a converted CoMA '
+        raise ValueError(f'{variant}: no pretrained weights are downloaded; load a converted CoMA '
                          f'checkpoint with coma.models.checkpoint.load_backbone_checkpoint')
-    for key in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'):
-        kwargs.pop(key, None)
-    if kwargs.pop('features_only', False):
+    if kwargs.get('features_only'):
+        # the output norms of the requested stages are built; timm's FeatureGetterNet calls
+        # forward_intermediates with the same indices
         out_indices = tuple(kwargs.pop('out_indices', range(NUM_STAGES)))
-        model = DyViT(arch, out_indices=out_indices, **kwargs)
-        model.feature_info = FeatureInfo(model.feature_info, tuple(range(len(out_indices))))
-        return model
-    return DyViT(arch, out_indices=(NUM_STAGES - 1,), num_classes=kwargs.pop('num_classes', 1000), **kwargs)
+        return build_model_with_cfg(TimmDyViT, variant, pretrained, arch=arch, feature_stages=out_indices,
+                                    feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+                                    **dict(kwargs, num_classes=0))
+    return build_model_with_cfg(TimmDyViT, variant, pretrained, arch=arch, **kwargs)
 
 
-@register_model
-def dyvit_nano(pretrained: bool = False, **kwargs: Any) -> DyViT:
-    return _create_dyvit('nano', pretrained, **kwargs)
+#: timm's pretrained configs: no weights to download (``url`` empty), the ImageNet input contract
+default_cfgs = generate_default_cfgs({
+    f'dyvit_{arch}': dict(url='', num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875,
+                          mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv='patch_embed',
+                          classifier='head', license='apache-2.0')
+    for arch in ARCH_SETTINGS})
 
 
-@register_model
-def dyvit_tiny(pretrained: bool = False, **kwargs: Any) -> DyViT:
-    return _create_dyvit('tiny', pretrained, **kwargs)
+def _entry(arch: str):
+    variant = f'dyvit_{arch}'
+
+    def create(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        return _create_dyvit(variant, arch, pretrained, **kwargs)
+    create.__name__ = create.__qualname__ = variant
+    create.__doc__ = f'DyViT-{arch[0].upper()} ({arch}): ``timm.create_model({variant!r}, ...)``.'
+    create.__module__ = __name__
+    return register_model(create)
 
 
-@register_model
-def dyvit_small(pretrained: bool = False, **kwargs: Any) -> DyViT:
-    return _create_dyvit('small', pretrained, **kwargs)
-
-
-@register_model
-def dyvit_base(pretrained: bool = False, **kwargs: Any) -> DyViT:
-    return _create_dyvit('base', pretrained, **kwargs)
+dyvit_nano, dyvit_tiny, dyvit_small, dyvit_base = (_entry(arch) for arch in ARCH_SETTINGS)

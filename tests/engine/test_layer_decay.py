@@ -1,10 +1,14 @@
 """Layer-wise lr decay: exact lr and weight decay of named parameters."""
+import os.path as osp
+
 import pytest
 import torch.nn as nn
 from mmengine.optim import build_optim_wrapper
 
 import coma  # noqa: F401
 from coma.models import DyViT
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 LR, WD, RATE = 1e-3, 0.05, 0.8
 
@@ -53,3 +57,32 @@ def test_exact_lr_and_weight_decay(name, layer, decay):
 def test_every_trainable_parameter_is_in_one_group():
     model, groups = groups_by_name()
     assert set(groups) == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize('algo', ['CoMA', 'MAE'])
+def test_pretraining_groups_match_the_old_recipe(algo):
+    """Issue 13: the pre-training configs' weight-decay exclusions come from the models'
+    ``no_weight_decay()`` (through the layer-decay constructor at rate 1). Every trainable parameter
+    gets the lr and weight decay that the old ``paramwise_cfg`` (norm/bias multipliers and the
+    custom keys below) gave it."""
+    from mmengine.config import Config
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS
+    cfg = Config.fromfile(osp.join(ROOT, 'imagenet_configs', f'{algo.lower()}_dyvit-n_1xb32-coslr-20e_demo.py'))
+    model = MODELS.build(cfg.model)
+    old = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
+               paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,
+                                  custom_keys={'mask_token': dict(decay_mult=0.0), 'bias_table': dict(decay_mult=0.0),
+                                               '.gate.': dict(decay_mult=0.0)}))
+    new = dict(old, paramwise_cfg=None, constructor=cfg.optim_wrapper.constructor)
+    new.pop('paramwise_cfg')
+
+    def settings(wrapper_cfg):
+        groups = build_optim_wrapper(model, wrapper_cfg).optimizer.param_groups
+        return {id(p): (g['lr'], g['weight_decay']) for g in groups for p in g['params']}
+    before, after = settings(old), settings(new)
+    names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    assert set(after) == set(names)
+    wrong = [names[k] for k in names if before[k] != after[k]]
+    assert not wrong, wrong[:10]
+    assert any(wd == 0 for _, wd in after.values()) and any(wd > 0 for _, wd in after.values())

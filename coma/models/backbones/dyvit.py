@@ -15,7 +15,7 @@ not available to us; this follows our SPEC (docs/design.md):
   when it is given ``num_visible``: both forwards compile as one graph.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -175,17 +175,31 @@ class DyViT(BaseModule):
         out_indices: stages whose features :meth:`forward` returns.
         frozen_stages: freeze the stem and stages ``< frozen_stages`` (-1: nothing; 0: the stem).
         with_cp: activation checkpointing per block.
-        num_classes: >0 adds global pooling, a norm and a linear head (used by the timm entry
-            points); :meth:`forward` then returns logits.
+        num_classes: deprecated: the backbone carries no classifier. A value > 0 builds the timm
+            classification model (:class:`coma.models.timm_models.TimmDyViT`) instead, with a
+            warning; use ``timm.create_model('dyvit_<arch>', num_classes=N)``.
         init_cfg: mmengine init config; ``type='Pretrained'`` loads through
             :func:`coma.models.checkpoint.load_backbone_checkpoint`, which fails on unexpected keys.
     """
     unit = UNIT
+    #: Parameter-name fragments without weight decay beyond the 1-D ones: the relative-position
+    #: tables and the DM-MSA gates (their zero init is the even fine/coarse mix).
+    NO_WEIGHT_DECAY_KEYS = ('bias_table', '.gate.')
+
+    def __new__(cls, *args, num_classes: int = 0, **kwargs):
+        if num_classes and cls is DyViT:  # the deprecated flag: build the timm classifier instead
+            import warnings
+            from ..timm_models import TimmDyViT
+            warnings.warn('DyViT(num_classes=N) is deprecated: the backbone carries no classifier; use '
+                          "timm.create_model('dyvit_<arch>', num_classes=N) (coma.models.timm_models.TimmDyViT)",
+                          DeprecationWarning, stacklevel=2)
+            return super().__new__(TimmDyViT)
+        return super().__new__(cls)
 
     def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,
                  coarse_window: int = 7, drop_path_rate: float = 0.0,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
-                 num_classes: int = 0, init_cfg: Optional[Dict] = None) -> None:
+                 init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.arch = resolve_arch(arch)
         out_indices = tuple(out_indices) if isinstance(out_indices, (list, tuple)) else (out_indices,)
@@ -203,31 +217,34 @@ class DyViT(BaseModule):
         self.unit_dim = self.num_features[-1]  # feature size of one 32-px unit in forward_masked
         self.patch_embed = nn.Conv2d(in_channels, c, kernel_size=STEM_STRIDE, stride=STEM_STRIDE)
         self.embed_norm = nn.LayerNorm(c)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.stages = nn.ModuleList()
-        for i in range(NUM_STAGES):
-            start = sum(depths[:i])
-            self.stages.append(DyViTStage(
-                self.num_features[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
-                unit_side=UNIT // (STEM_STRIDE * 2 ** i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
-                drop_paths=dpr[start:start + depths[i]], downsample=i < NUM_STAGES - 1, with_cp=with_cp))
+        # stochastic depth rising linearly over all blocks, split per stage
+        dpr = [rates.tolist() for rates in torch.linspace(0, drop_path_rate, sum(depths)).split(depths)]
+        self.stages = nn.ModuleList(DyViTStage(
+            self.num_features[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
+            unit_side=UNIT // (STEM_STRIDE * 2 ** i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
+            drop_paths=dpr[i], downsample=i < NUM_STAGES - 1, with_cp=with_cp) for i in range(NUM_STAGES))
         for i in out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
                              for i in out_indices]
-        self.num_classes = num_classes
-        if num_classes > 0:
-            self.head_norm = nn.LayerNorm(self.num_features[-1])
-            self.head = nn.Linear(self.num_features[-1], num_classes)
-        self.apply(self._init_linear)
+        self.init_linears()
         self._freeze_stages()
 
-    @staticmethod
-    def _init_linear(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear) and m.weight.shape[0] != 2:  # gates keep their zero init
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+    def init_linears(self) -> None:
+        """Truncated-normal (std 0.02) weights and zero biases for every linear layer but the DM-MSA
+        gates (``*.gate``), which keep their zero init: the even fine/coarse mix at the start."""
+        for name, m in self.named_modules():
+            if isinstance(m, nn.Linear) and not name.endswith('.gate'):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> Set[str]:
+        """Names of the parameters without weight decay (timm's convention; the pre-training and
+        layer-decay optimizer constructors read it): norms and biases (1-D), the relative-position
+        tables and the DM-MSA gates."""
+        return {name for name, p in self.named_parameters()
+                if p.ndim <= 1 or any(k in name for k in self.NO_WEIGHT_DECAY_KEYS)}
 
     def init_weights(self) -> None:
         """Loads ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=...)`` strictly; else default init."""
@@ -288,38 +305,63 @@ class DyViT(BaseModule):
 
     def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
              indices: Sequence[int]) -> List[torch.Tensor]:
-        """Runs the stages; returns the normed outputs ``(B, U, T, C)`` of the stages in ``indices``."""
+        """Runs the stages that ``plans`` cover (the first ``len(plans)``); returns the normed outputs
+        ``(B, U, T, C)`` of the stages in ``indices``."""
         outs = []
-        for i, stage in enumerate(self.stages):
-            out, x = stage(x, plans[i])
+        for i, (stage, plan) in enumerate(zip(self.stages, plans)):
+            out, x = stage(x, plan)
             if i in indices:
                 p = plans[i][0]
                 outs.append(getattr(self, f'norm{i}')(out).view(p.batch, p.units, p.tokens, -1))
         return outs
 
-    def forward(self, x: torch.Tensor) -> Union[Tuple[torch.Tensor, ...], torch.Tensor]:
-        """Dense forward at any input size.
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = 'NCHW', intermediates_only: bool = True
+                              ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """Dense forward at any input size, returning the stage outputs (timm's interface).
+
+        Args:
+            x: ``(B, 3, H, W)``; padded internally to multiples of 32.
+            indices: stages to return (default ``out_indices``); each must be in ``out_indices``
+                (the stages with an output norm).
+            norm: accepted for timm; every returned stage is normed by its own output norm.
+            stop_early: accepted for timm (the stages always run to the last one requested).
+            output_fmt: ``'NCHW'`` only.
+            intermediates_only: return only the maps; else ``(last map, maps)``.
+
+        Returns:
+            NCHW maps ``(B, C_i, ceil(H/r), ceil(W/r))`` for reductions r = 4, 8, 16, 32.
+        """
+        indices = self.out_indices if indices is None else tuple(sorted(indices))
+        if output_fmt != 'NCHW' or any(i not in self.out_indices for i in indices):
+            raise ValueError(f'DyViT.forward_intermediates: NCHW outputs of stages in out_indices '
+                             f'{self.out_indices} only, got indices {indices}, output_fmt {output_fmt!r}')
+        b, _, h, w = x.shape
+        x, _ = pad_to_multiple(x, UNIT)
+        grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
+        plans = [tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device, t, hc) for shifted in (False, True))
+                 for t, hc in self._stage_shapes()[:max(indices) + 1]]
+        outs = self._run(self._embed(image_to_units(x, UNIT)), plans, indices)
+        maps = []
+        for i, out in zip(indices, outs):
+            r = STEM_STRIDE * 2 ** i
+            maps.append(tokens_to_map(out, grid, UNIT // r)[..., :-(-h // r), :-(-w // r)].contiguous())
+        return maps if intermediates_only else (maps[-1], maps)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last output stage's NCHW map (timm's interface): ``(B, C, ceil(H/r), ceil(W/r))``."""
+        return self.forward_intermediates(x, self.out_indices[-1:])[0]
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Dense forward at any input size: the multi-scale contract of mmdet's and mmseg's backbones.
 
         Args:
             x: ``(B, 3, H, W)``; padded internally to multiples of 32.
 
         Returns:
-            A tuple of NCHW maps, one per ``out_indices`` entry, of size ``ceil(H/r) x ceil(W/r)``
-            for reductions r = 4, 8, 16, 32; or ``(B, num_classes)`` logits when a head is present.
+            A tuple of NCHW maps, one per ``out_indices`` entry (see :meth:`forward_intermediates`).
         """
-        b, _, h, w = x.shape
-        x, _ = pad_to_multiple(x, UNIT)
-        grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
-        plans = [tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device, t, hc) for shifted in (False, True))
-                 for t, hc in self._stage_shapes()]
-        outs = self._run(self._embed(image_to_units(x, UNIT)), plans, self.out_indices)
-        if self.num_classes > 0:
-            return self.head(self.head_norm(outs[-1].mean(dim=(1, 2))))
-        maps = []
-        for i, out in zip(self.out_indices, outs):
-            r = STEM_STRIDE * 2 ** i
-            maps.append(tokens_to_map(out, grid, UNIT // r)[..., :-(-h // r), :-(-w // r)].contiguous())
-        return tuple(maps)
+        return tuple(self.forward_intermediates(x))
 
     def forward_masked(self, x: torch.Tensor, mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
         """Sparse forward over the visible units only (work scales with the visible fraction).

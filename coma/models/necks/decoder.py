@@ -4,7 +4,7 @@ One token per mask unit: visible units carry the projected encoder features, hid
 mask token; fixed 2-D sin-cos positions; transformer blocks (default 8 x 512); then heads that
 predict a unit's pixels (``unit*unit*3``) and, for CoMA, the frozen model's latent of that unit.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import torch
 import torch.nn as nn
@@ -47,6 +47,10 @@ class CoMADecoder(BaseModule):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def no_weight_decay(self) -> Set[str]:
+        """Parameters without weight decay (timm's convention): the mask token, norms and biases."""
+        return {'mask_token'} | {name for name, p in self.named_parameters() if p.ndim <= 1}
 
     def forward(self, latents: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Decodes the full grid.

@@ -5,10 +5,8 @@ base_lr = 1.5e-4
 optim_wrapper = dict(
     type='AutoAmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=base_lr * 2048 / 256, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.0, bias_decay_mult=0.0,
-        custom_keys={'mask_token': dict(decay_mult=0.0), 'bias_table': dict(decay_mult=0.0),
-                     '.gate.': dict(decay_mult=0.0)}),
+    # no layer decay (rate 1); no weight decay on what the models' no_weight_decay() lists
+    constructor='LayerDecayOptimWrapperConstructor',
 )
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, by_epoch=True, begin=0, end=40, convert_to_iter_based=True),
