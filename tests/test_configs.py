@@ -70,6 +70,13 @@ def _snapshot():
         return dump, json.load(f)
 
 
+DET_DEMO, SEG_DEMO = 'mask-rcnn_dyvit-n_fpn_demo.py', 'upernet_dyvit-n_demo.py'
+
+
+class Each(dict):
+    """An INTENDED value that differs per config: config name -> value."""
+
+
 # Keys that changed on purpose, with the reason: dotted key -> (the configs it concerns, what it must
 # be now; None: gone).
 INTENDED = {
@@ -82,13 +89,40 @@ INTENDED = {
     # gets the lr and weight decay it got before
     'optim_wrapper.paramwise_cfg': (PRETRAIN_NAMES, None),
     'optim_wrapper.constructor': (PRETRAIN_NAMES, 'LayerDecayOptimWrapperConstructor'),
+    # issue 12: the demo detector samples RoIAlign bins 2x2 (10% less time per step), to fit make demo
+    # in 25 minutes
+    'model.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio': ((DET_DEMO,), 2),
+    'model.roi_head.mask_roi_extractor.roi_layer.sampling_ratio': ((DET_DEMO,), 2),
+    # and trains 8 epochs instead of 10, the segmenter 320 iterations instead of 400 (the same shape
+    # of schedule, scaled)
+    'max_epochs': ((DET_DEMO,), 8),
+    'train_cfg.max_epochs': ((DET_DEMO,), 8),
+    'param_scheduler[0].end': ((DET_DEMO, SEG_DEMO), 40),
+    'param_scheduler[1].end': ((DET_DEMO, SEG_DEMO), Each({DET_DEMO: 8, SEG_DEMO: 320})),
+    'train_cfg.val_interval': ((DET_DEMO, SEG_DEMO), Each({DET_DEMO: 8, SEG_DEMO: 320})),
+    'param_scheduler[1].milestones': ((DET_DEMO,), [6, 7]),
+    'iters': ((SEG_DEMO,), 320),
+    'train_cfg.max_iters': ((SEG_DEMO,), 320),
+    'param_scheduler[1].begin': ((SEG_DEMO,), 40),
+    'default_hooks.checkpoint.interval': ((SEG_DEMO,), 80),
+    # CoMA's pre-training configs (and the MAE-on-DyViT ones, which inherit them) carry MaskEpochHook,
+    # so complement_schedule='alternate' is one option away; a no-op for a model without set_epoch
+    'custom_hooks': (tuple(n for n in PRETRAIN_NAMES if n.startswith(('coma_', 'mae_dyvit'))),
+                     [dict(type='FiniteLossHook'), dict(type='RNGStateHook'), dict(type='MaskEpochHook')]),
+    # issue 12: CoMA's latent targets are standardised over the batch; with raw targets loss_lat
+    # collapsed the encoder (docs/results.md, "latent targets")
+    'model.latent_target_norm': (tuple(n for n in PRETRAIN_NAMES if n.startswith('coma_')), 'batch'),
 }
 
 
 def _pop(cfg: dict, dotted: str, default='<missing>'):
+    """Removes and returns ``cfg``'s value at ``dotted`` (``a.b``, ``a[1].b``)."""
     *parents, last = dotted.split('.')
     for key in parents:
-        cfg = cfg.get(key, {})
+        name, _, index = key.partition('[')
+        cfg = cfg.get(name, {})
+        if index:
+            cfg = cfg[int(index.rstrip(']'))]
     return cfg.pop(last, default)
 
 
@@ -126,7 +160,8 @@ def test_configs_resolve_as_before():
         for key, (names, now) in INTENDED.items():
             if os.path.basename(path) in names:
                 _pop(expected, key)
-                assert _pop(got, key, None) == now, f'{path}: {key} should now be {now}'
+                want = now[os.path.basename(path)] if isinstance(now, Each) else now
+                assert _pop(got, key, None) == want, f'{path}: {key} should now be {want}'
         scope = expected.get('default_scope')
         assert got.get('default_scope') == scope, path
         wrong += [path + d for d in _differences(_without_default_scope(got, scope),

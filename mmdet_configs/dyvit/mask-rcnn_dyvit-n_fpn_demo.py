@@ -12,9 +12,10 @@ model = dict(
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=fpn),
     rpn_head=dict(in_channels=fpn, feat_channels=fpn),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=fpn),
+        # 2x2 samples per RoIAlign bin instead of mmdet's adaptive count: 10% less time per step here
+        bbox_roi_extractor=dict(out_channels=fpn, roi_layer=dict(sampling_ratio=2)),
         bbox_head=dict(in_channels=fpn, fc_out_channels=256, num_classes=3),
-        mask_roi_extractor=dict(out_channels=fpn),
+        mask_roi_extractor=dict(out_channels=fpn, roi_layer=dict(sampling_ratio=2)),
         mask_head=dict(in_channels=fpn, conv_out_channels=fpn, num_classes=3)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300), rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
@@ -47,11 +48,11 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=4e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9),
     clip_grad=dict(max_norm=10.0))
-max_epochs = 10
+max_epochs = 8  # 96 iterations (10 before issue 12: cut to fit make demo in 25 minutes)
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[8, 9], gamma=0.1),
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=40),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6, 7], gamma=0.1),
 ]
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1, save_last=True))
 log_processor = dict(window_size=10)

@@ -40,6 +40,9 @@ def test_pretraining_checkpoint_loads_strictly_and_gives_the_same_losses(old, tm
     here, ref = old
     ckpt = torch.load(here / 'coma_pretrain.pth')
     cfg = Config.fromstring(ckpt['meta']['cfg'], '.py')
+    # issue 12 changed the default latent target to batch-standardised (a loss setting, no state):
+    # the old run's losses are those of raw targets
+    cfg.model.setdefault('latent_target_norm', 'none')
     model = MODELS.build(cfg.model)
     model.load_state_dict(ckpt['state_dict'], strict=True)
     model.train()

@@ -50,3 +50,23 @@ def test_losses_are_built_from_config():
     assert quiet.monitor_only() == ('loss_eval', 'loss_lat')
     # the heads hold no state: checkpoints keep their keys
     assert not [k for k in model.state_dict() if k.startswith(('head.', 'latent_head.'))]
+
+
+def test_batch_normalised_latent_targets_give_collapse_no_reward():
+    from coma.models.losses import LatentPredictionLoss
+    loss = LatentPredictionLoss(kind='cosine', target_norm='batch')
+    # an encoder that gives every unit the same latent: the raw cosine loss is 0 for a prediction
+    # of that latent (collapse rewarded); standardised targets are all zero, and no prediction scores
+    constant = torch.randn(1, 1, 8).expand(3, 5, 8)
+    assert LatentPredictionLoss(kind='cosine')(constant, constant) < 1e-6
+    for pred in (constant, torch.randn(3, 5, 8)):
+        torch.testing.assert_close(loss(pred, constant), torch.tensor(1.0))
+    # informative targets: each channel standardised over all the batch's units, then the cosine
+    target = torch.randn(3, 5, 8) * 4 + 2
+    flat = target.reshape(-1, 8)
+    standard = (target - flat.mean(0)) / flat.var(0, unbiased=False).add(1e-6).sqrt()
+    pred = torch.randn(3, 5, 8)
+    torch.testing.assert_close(loss(pred, target), (1 - torch.nn.functional.cosine_similarity(pred, standard, -1)).mean())
+    torch.testing.assert_close(loss(standard, target), torch.tensor(0.0), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match='target_norm'):
+        LatentPredictionLoss(target_norm='layer')

@@ -287,6 +287,11 @@ class CoMA(MAE):
         momentum: m of the M_{t-1} update, in [0, 1); 0 = exact previous-step copy.
         norm_pix: per-unit normalised pixel targets.
         latent_loss: ``'cosine'`` or ``'smooth_l1'`` (the default of ``latent_head``'s loss).
+        latent_target_norm: ``'batch'`` (default): every channel of M_{t-1}'s latents is
+            standardised over the batch's scored units before the distance, so that a collapsed
+            encoder (every unit the same latent) scores nothing; ``'none'``: raw latents (the
+            behaviour before issue 12's fix, which let ``loss_lat`` drive the encoder to collapse:
+            docs/results.md). The default of ``latent_head``'s loss.
         mask_seed: as in :class:`MAE`.
         complement_schedule: ``'iid'`` (default): M_t's masks are drawn afresh at every step, as
             MAE's; M_{t-1} sees their complement. ``'alternate'``: M_t's masks come in pairs of
@@ -308,8 +313,8 @@ class CoMA(MAE):
     """
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.6, lambda_lat: float = 1.0,
-                 momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine', mask_seed: int = 0,
-                 eval_interval: int = 10, complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
+                 momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine',
+                 latent_target_norm: str = 'batch', mask_seed: int = 0, eval_interval: int = 10, complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
                  head: Optional[Dict] = None, latent_head: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
@@ -331,7 +336,8 @@ class CoMA(MAE):
             raise ValueError(f'CoMA: eval_interval must be a positive integer, got {eval_interval}')
         self.momentum, self.eval_interval = momentum, int(eval_interval)
         self.latent_head = MODELS.build(dict(dict(type='LatentPredictionHead', loss_weight=lambda_lat,
-                                                  loss=dict(type='LatentPredictionLoss', kind=latent_loss)),
+                                                  loss=dict(type='LatentPredictionLoss', kind=latent_loss,
+                                                            target_norm=latent_target_norm)),
                                              **(latent_head or {})))
         if self.lambda_lat == 0:
             # not optimised: no gradient reaches it, so DDP must not wait for one

@@ -30,18 +30,33 @@ class LatentPredictionLoss(nn.Module):
     Args:
         kind: ``'cosine'`` (1 - cosine similarity; our default, scale-free) or ``'smooth_l1'``
             (on layer-normalised targets).
+        target_norm: ``'none'`` or ``'batch'``: standardise every channel of the targets over all
+            the scored units of the batch (zero mean, unit variance, no affine) before the distance.
+            With ``'batch'``, an encoder that gives every unit the same latent gets all-zero targets,
+            which no prediction matches: the loss no longer rewards the collapse that an exact copy
+            (m = 0) as target model otherwise allows (docs/results.md, issue 12). Statistics are
+            those of the local batch (per process under DDP).
+        eps: variance floor of ``target_norm='batch'``.
     """
     KINDS = ('cosine', 'smooth_l1')
+    TARGET_NORMS = ('none', 'batch')
 
-    def __init__(self, kind: str = 'cosine') -> None:
+    def __init__(self, kind: str = 'cosine', target_norm: str = 'none', eps: float = 1e-6) -> None:
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"latent loss kind '{kind}' is unknown; allowed: {list(self.KINDS)}")
-        self.kind = kind
+        if target_norm not in self.TARGET_NORMS:
+            raise ValueError(f"latent target_norm '{target_norm}' is unknown; allowed: {list(self.TARGET_NORMS)}")
+        self.kind, self.target_norm, self.eps = kind, target_norm, eps
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: ``(B, N, C)`` -> scalar mean loss; ``target`` gets no gradient."""
         pred, target = pred.float(), target.detach().float()
+        if self.target_norm == 'batch':
+            flat = target.reshape(-1, target.shape[-1])
+            var = flat.var(0, unbiased=False)
+            # a channel constant over the batch carries nothing: exactly 0, not rounding noise
+            target = torch.where(var > self.eps, (target - flat.mean(0)) * (var + self.eps).rsqrt(), 0.0)
         if self.kind == 'cosine':
             return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
         return F.smooth_l1_loss(pred, F.layer_norm(target, target.shape[-1:]))
