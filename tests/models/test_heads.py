@@ -70,3 +70,12 @@ def test_batch_normalised_latent_targets_give_collapse_no_reward():
     torch.testing.assert_close(loss(standard, target), torch.tensor(0.0), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match='target_norm'):
         LatentPredictionLoss(target_norm='layer')
+
+
+def test_coma_standardises_latent_targets_by_default():
+    kw = dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+              decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2))
+    assert MODELS.build(kw).latent_head.loss_module.target_norm == 'batch'
+    assert MODELS.build(dict(kw, latent_target_norm='none')).latent_head.loss_module.target_norm == 'none'
+    with pytest.raises(ValueError, match='target_norm'):
+        MODELS.build(dict(kw, latent_target_norm='layer'))

@@ -1,7 +1,21 @@
 """CoMA's losses: normalised-pixel reconstruction (L_pix) and latent prediction (L_lat)."""
 import torch
 import torch.nn as nn
+import torch.distributed as dist
 import torch.nn.functional as F
+
+
+def _global_moments(flat: torch.Tensor):
+    """Per-channel mean and (biased) variance of ``flat`` ``(N, C)`` over every process's rows."""
+    count = flat.new_tensor([flat.shape[0]], dtype=torch.float64)
+    sums = torch.cat([flat.double().sum(0), flat.double().pow(2).sum(0), count])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(sums)
+    channels = flat.shape[-1]
+    n = sums[-1]
+    mean = sums[:channels] / n
+    var = (sums[channels:2 * channels] / n - mean * mean).clamp_min(0)
+    return mean.to(flat.dtype), var.to(flat.dtype)
 
 
 class PixelReconstructionLoss(nn.Module):
@@ -34,8 +48,9 @@ class LatentPredictionLoss(nn.Module):
             the scored units of the batch (zero mean, unit variance, no affine) before the distance.
             With ``'batch'``, an encoder that gives every unit the same latent gets all-zero targets,
             which no prediction matches: the loss no longer rewards the collapse that an exact copy
-            (m = 0) as target model otherwise allows (docs/results.md, issue 12). Statistics are
-            those of the local batch (per process under DDP).
+            (m = 0) as target model otherwise allows (docs/results.md, issue 12). Under DDP the
+            statistics are those of the global batch (all-reduced), so N processes compute what
+            one process does with the whole batch.
         eps: variance floor of ``target_norm='batch'``.
     """
     KINDS = ('cosine', 'smooth_l1')
@@ -54,9 +69,9 @@ class LatentPredictionLoss(nn.Module):
         pred, target = pred.float(), target.detach().float()
         if self.target_norm == 'batch':
             flat = target.reshape(-1, target.shape[-1])
-            var = flat.var(0, unbiased=False)
+            mean, var = _global_moments(flat)
             # a channel constant over the batch carries nothing: exactly 0, not rounding noise
-            target = torch.where(var > self.eps, (target - flat.mean(0)) * (var + self.eps).rsqrt(), 0.0)
+            target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
         if self.kind == 'cosine':
             return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
         return F.smooth_l1_loss(pred, F.layer_norm(target, target.shape[-1:]))
