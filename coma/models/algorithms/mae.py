@@ -314,7 +314,8 @@ class CoMA(MAE):
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.6, lambda_lat: float = 1.0,
                  momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine',
-                 latent_target_norm: str = 'batch', mask_seed: int = 0, eval_interval: int = 10, complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
+                 latent_target_norm: str = 'batch', mask_seed: int = 0, eval_interval: int = 10,
+                 complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
                  head: Optional[Dict] = None, latent_head: Optional[Dict] = None,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
