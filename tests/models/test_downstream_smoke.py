@@ -1,4 +1,7 @@
 """DyViT inside mmdet's Mask R-CNN and mmseg's UperNet: one loss step and a backward pass on CPU."""
+import os
+
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
@@ -106,3 +109,45 @@ def test_converted_coma_checkpoint_initialises_mask_rcnn_and_upernet(tmp_path):
         model = registry.build(c.model)
         model.init_weights()  # strict: raises on unexpected keys or shape mismatches
         torch.testing.assert_close(model.backbone.stages[2].blocks[3].attn.kv_coarse.weight, expected)
+
+
+def test_clamp_untrained_offsets_copies_the_nearest_trained_row():
+    from coma.models.checkpoint import clamp_untrained_offsets
+    w = 7
+    table = torch.randn((2 * w - 1) ** 2, 3)
+    out = clamp_untrained_offsets(table, (3, 3)).view(2 * w - 1, 2 * w - 1, 3)
+    t = table.view(2 * w - 1, 2 * w - 1, 3)
+    c = w - 1  # row of offset 0
+    torch.testing.assert_close(out[c - 3:c + 4, c - 3:c + 4], t[c - 3:c + 4, c - 3:c + 4])  # trained rows kept
+    torch.testing.assert_close(out[c + 6, c + 6], t[c + 3, c + 3])  # (+6, +6) -> (+3, +3)
+    torch.testing.assert_close(out[c - 5, c + 1], t[c - 3, c + 1])  # (-5, +1) -> (-3, +1)
+    torch.testing.assert_close(out[c + 4, c - 6], t[c + 3, c - 3])
+    torch.testing.assert_close(clamp_untrained_offsets(table, (6, 6)), table)  # all trained: unchanged
+    with pytest.raises(ValueError, match='rows'):
+        clamp_untrained_offsets(torch.randn(12, 3), (1, 1))
+
+
+def test_conversion_clamps_the_offsets_a_small_pretraining_grid_never_trained(tmp_path):
+    """128-px pre-training (4x4 units) trains coarse offsets up to 3 of the window's 6: after
+    conversion no downstream offset reads an untrained (random) row."""
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from coma.models.checkpoint import convert_pretrain_checkpoint as convert, pretrain_grid
+    cfg = Config.fromfile(os.path.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py'))
+    assert pretrain_grid(cfg) == (4, 4)
+    coma_model = ROOT_MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+                                        decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4)))
+    src = tmp_path / 'pretrain.pth'
+    torch.save(dict(state_dict=coma_model.state_dict(), meta=dict(epoch=1, cfg=cfg.pretty_text)), src)
+    key = 'stages.2.blocks.0.attn.coarse_bias_table'
+    before = coma_model.backbone.state_dict()[key].view(13, 13, -1)
+    summary = convert(str(src), str(tmp_path / 'b.pth'))
+    after = torch.load(tmp_path / 'b.pth')['state_dict'][key].view(13, 13, -1)
+    assert summary['clamped'] == (3, 3)
+    torch.testing.assert_close(after[3:10, 3:10], before[3:10, 3:10])
+    torch.testing.assert_close(after[12, 0], before[9, 3])
+    assert not torch.equal(after, before)
+    summary = convert(str(src), str(tmp_path / 'k.pth'), clamp_offsets=False)  # the old behaviour, on request
+    assert summary['clamped'] is None
+    torch.testing.assert_close(torch.load(tmp_path / 'k.pth')['state_dict'][key].view(13, 13, -1), before)
+    summary = convert(str(src), str(tmp_path / 'f.pth'), pretrain_grid_size=(7, 7))  # 224 px: every row trained
+    assert summary['clamped'] is None
