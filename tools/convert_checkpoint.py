@@ -1,16 +1,17 @@
 """Turns a CoMA/MAE pre-training checkpoint into a backbone-only checkpoint.
 
     python tools/convert_checkpoint.py PRETRAIN_CKPT OUT.pth [--arch nano|tiny|small|base] [--config CFG]
-        [--pretrain-size H [W]] [--keep-untrained-offsets]
+        [--clamp-untrained-offsets [--pretrain-size H [W]]]
 
 Only M_t's encoder (``backbone.*``) is exported and verified by a strict load
 (``coma.models.checkpoint.convert_pretrain_checkpoint``). Downstream configs load it with
 ``backbone.init_cfg=dict(type='Pretrained', checkpoint=OUT.pth)``.
 
 A pre-training grid smaller than the coarse window (the demo's 128-px crops: 4x4 units, window 7)
-never trains the coarse relative-position rows of offsets beyond the grid; they take the value of
-their nearest trained row (the offset clamped), unless ``--keep-untrained-offsets``. The grid comes
-from the config's ``RandomResizedCrop`` or ``--pretrain-size``.
+never trains the coarse relative-position rows of offsets beyond the grid; they keep their init, or,
+with ``--clamp-untrained-offsets``, take the value of their nearest trained row (the offset clamped;
+measured on the demo: no better, docs/results.md). The grid comes from the config's
+``RandomResizedCrop`` or ``--pretrain-size``.
 """
 import argparse
 
@@ -28,8 +29,8 @@ def main(argv=None):
     p.add_argument('--config', help='the pre-training config, when the checkpoint has none')
     p.add_argument('--pretrain-size', type=int, nargs='+', metavar='PX',
                    help="pre-training crop size H [W] in pixels; default: the config's RandomResizedCrop")
-    p.add_argument('--keep-untrained-offsets', action='store_true',
-                   help='leave the coarse relative-position rows pre-training never trained at their init')
+    p.add_argument('--clamp-untrained-offsets', action='store_true',
+                   help='give the coarse relative-position rows pre-training never trained their nearest trained row')
     args = p.parse_args(argv)
     grid = None
     if args.pretrain_size:
@@ -44,7 +45,7 @@ def main(argv=None):
         from mmengine.config import Config
         backbone = Config.fromfile(args.config).model.backbone
     return convert_pretrain_checkpoint(args.src, args.dst, backbone, pretrain_grid_size=grid,
-                                       clamp_offsets=not args.keep_untrained_offsets)
+                                       clamp_offsets=args.clamp_untrained_offsets)
 
 
 if __name__ == '__main__':

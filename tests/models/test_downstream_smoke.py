@@ -128,8 +128,8 @@ def test_clamp_untrained_offsets_copies_the_nearest_trained_row():
 
 
 def test_conversion_clamps_the_offsets_a_small_pretraining_grid_never_trained(tmp_path):
-    """128-px pre-training (4x4 units) trains coarse offsets up to 3 of the window's 6: after
-    conversion no downstream offset reads an untrained (random) row."""
+    """128-px pre-training (4x4 units) trains coarse offsets up to 3 of the window's 6: with
+    clamp_offsets no downstream offset reads an untrained (random) row."""
     from mmengine.registry import MODELS as ROOT_MODELS
     from coma.models.checkpoint import convert_pretrain_checkpoint as convert, pretrain_grid
     cfg = Config.fromfile(os.path.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py'))
@@ -140,14 +140,14 @@ def test_conversion_clamps_the_offsets_a_small_pretraining_grid_never_trained(tm
     torch.save(dict(state_dict=coma_model.state_dict(), meta=dict(epoch=1, cfg=cfg.pretty_text)), src)
     key = 'stages.2.blocks.0.attn.coarse_bias_table'
     before = coma_model.backbone.state_dict()[key].view(13, 13, -1)
-    summary = convert(str(src), str(tmp_path / 'b.pth'))
+    summary = convert(str(src), str(tmp_path / 'b.pth'), clamp_offsets=True)
     after = torch.load(tmp_path / 'b.pth')['state_dict'][key].view(13, 13, -1)
     assert summary['clamped'] == (3, 3)
     torch.testing.assert_close(after[3:10, 3:10], before[3:10, 3:10])
     torch.testing.assert_close(after[12, 0], before[9, 3])
     assert not torch.equal(after, before)
-    summary = convert(str(src), str(tmp_path / 'k.pth'), clamp_offsets=False)  # the old behaviour, on request
+    summary = convert(str(src), str(tmp_path / 'k.pth'))  # the default keeps the rows at their init
     assert summary['clamped'] is None
     torch.testing.assert_close(torch.load(tmp_path / 'k.pth')['state_dict'][key].view(13, 13, -1), before)
-    summary = convert(str(src), str(tmp_path / 'f.pth'), pretrain_grid_size=(7, 7))  # 224 px: every row trained
+    summary = convert(str(src), str(tmp_path / 'f.pth'), pretrain_grid_size=(7, 7), clamp_offsets=True)  # 224 px
     assert summary['clamped'] is None
