@@ -16,6 +16,7 @@ measured on the demo: no better, docs/results.md). The grid comes from the confi
 import argparse
 
 import coma  # noqa: F401  (registers the backbones)
+from coma.models.backbones.dyvit import UNIT
 from coma.models.checkpoint import convert_pretrain_checkpoint
 
 convert = convert_pretrain_checkpoint  # the name this tool exported before (issue 13)
@@ -37,7 +38,7 @@ def main(argv=None):
         if len(args.pretrain_size) > 2:
             p.error(f'--pretrain-size takes H or H W, got {args.pretrain_size}')
         h, w = args.pretrain_size * (2 if len(args.pretrain_size) == 1 else 1)
-        grid = (h // 32, w // 32)
+        grid = (h // UNIT, w // UNIT)
     backbone = None
     if args.arch:
         backbone = dict(type='DyViT', arch=args.arch)

@@ -57,7 +57,7 @@ def clamp_untrained_offsets(table: torch.Tensor, extent: Tuple[int, int]) -> tor
     ey, ex = (max(0, min(int(e), half)) for e in extent)
     offsets = torch.arange(side) - half
     rows, cols = offsets.clamp(-ey, ey) + half, offsets.clamp(-ex, ex) + half
-    return table.view(side, side, -1)[rows][:, cols].reshape(table.shape).clone()
+    return table.view(side, side, -1)[rows][:, cols].reshape(table.shape)  # indexing copies
 
 
 def pretrain_grid(cfg) -> Optional[Tuple[int, int]]:
@@ -200,10 +200,13 @@ def convert_pretrain_checkpoint(src: str, dst: str, backbone_cfg: Optional[Dict]
         if cfg is None:
             raise KeyError(f'{src} carries no config; pass --arch or --config')
         backbone_cfg = cfg.model.backbone
-    if pretrain_grid_size is None and cfg is not None:
-        pretrain_grid_size = pretrain_grid(cfg)
     clamped = None
-    if clamp_offsets and pretrain_grid_size is not None:
+    if clamp_offsets:
+        if pretrain_grid_size is None:
+            pretrain_grid_size = pretrain_grid(cfg) if cfg is not None else None
+        if pretrain_grid_size is None:
+            raise ValueError(f'{src}: clamping untrained offsets needs the pre-training grid, but the checkpoint '
+                             'carries no config with a RandomResizedCrop; pass --pretrain-size')
         for key, table in weights.items():
             half = int(round(table.shape[0] ** 0.5)) // 2 if key.endswith('coarse_bias_table') else 0
             extent = tuple(min(g - 1, half) for g in pretrain_grid_size)

@@ -151,3 +151,6 @@ def test_conversion_clamps_the_offsets_a_small_pretraining_grid_never_trained(tm
     torch.testing.assert_close(torch.load(tmp_path / 'k.pth')['state_dict'][key].view(13, 13, -1), before)
     summary = convert(str(src), str(tmp_path / 'f.pth'), pretrain_grid_size=(7, 7), clamp_offsets=True)  # 224 px
     assert summary['clamped'] is None
+    torch.save(dict(state_dict=coma_model.state_dict(), meta=dict(epoch=1)), tmp_path / 'nocfg.pth')
+    with pytest.raises(ValueError, match='nocfg.pth.*--pretrain-size'):  # clamping without a known grid fails clearly
+        convert(str(tmp_path / 'nocfg.pth'), str(tmp_path / 'n.pth'), dict(type='DyViT', arch='nano'), clamp_offsets=True)
