@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 def _global_moments(flat: torch.Tensor):
     """Per-channel mean and (biased) variance of ``flat`` ``(N, C)`` over every process's rows."""
-    count = flat.new_tensor([flat.shape[0]], dtype=torch.float64)
+    count = flat.new_full((1,), float(flat.shape[0]), dtype=torch.float64)  # a fill, no host-to-device copy
     sums = torch.cat([flat.double().sum(0), flat.double().pow(2).sum(0), count])
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(sums)
