@@ -35,6 +35,9 @@ def main(argv=None) -> List[Dict]:
     p.add_argument('--pretrain-options', nargs='+', action=DictAction, default={},
                    help='config overrides of the pre-training runs (ablations), e.g. model.norm_pix=False; '
                         'use a separate --work-dir')
+    p.add_argument('--ft-options', nargs='+', action=DictAction, default={},
+                   help='config overrides of the fine-tune runs, e.g. optim_wrapper.optimizer.lr=6.25e-5; '
+                        'use a separate --work-dir')
     args = p.parse_args(argv)
     args.root = ROOT
     return run(args)

@@ -24,6 +24,7 @@ finished. Jobs run ``--jobs`` at a time, one thread each.
 import json
 import os
 import os.path as osp
+import re
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -104,13 +105,15 @@ FT_RECIPES = {
 
 
 def finetune(config: str, backbone_ckpt: Optional[str], seed: int, epochs: int, data_root: str, work_dir: str,
-             recipe: str = 'light') -> float:
-    """Top-1 (%) on val after ``epochs`` of a short fine-tune (see :data:`FT_RECIPES`) through the Runner."""
+             recipe: str = 'light', options: Optional[Dict] = None) -> float:
+    """Top-1 (%) on val after ``epochs`` of a short fine-tune (see :data:`FT_RECIPES`) through the Runner;
+    ``options`` are config overrides applied last (e.g. ``{'optim_wrapper.optimizer.lr': 6.25e-5}``)."""
     from mmengine.runner import Runner
     extra = dict(model=dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=backbone_ckpt))),
                  train_cfg=dict(val_interval=epochs + 1))
     cfg = _runner_cfg(config, work_dir, data_root, epochs, seed, extra)
     cfg.merge_from_dict(FT_RECIPES[recipe])
+    cfg.merge_from_dict(options or {})
     runner = Runner.from_cfg(cfg)
     runner.train()
     return float(runner.val_loop.run()['accuracy/top1'])
@@ -144,12 +147,20 @@ def job(method: str, seed: int, epochs: int, args: Dict) -> Dict:
         dict(value=None, seconds=0.0))
     lp = _cached(osp.join(work, 'linprobe.json'), lambda: timed(
         linear_probe, configs['linprobe'], pre['value'], seed, args['data_root']))
-    ft_name = f"finetune_{args['ft_recipe']}_{args['ft_epochs']}e"
+    ft_name = f"finetune_{args['ft_recipe']}_{args['ft_epochs']}e" + _options_tag(args['ft_options'])
     ft = _cached(osp.join(work, f'{ft_name}.json'), lambda: timed(
-        finetune, configs['finetune'], pre['value'], seed, args['ft_epochs'], args['data_root'], osp.join(work, ft_name), args['ft_recipe'])
+        finetune, configs['finetune'], pre['value'], seed, args['ft_epochs'], args['data_root'], osp.join(work, ft_name), args['ft_recipe'],
+        args['ft_options'])
     ) if args['ft_epochs'] else dict(value=float('nan'), seconds=0.0)
     return dict(method=method, seed=seed, epochs=epochs, linprobe_top1=lp['value'], finetune_top1=ft['value'],
                 pretrain_s=pre['seconds'], linprobe_s=lp['seconds'], finetune_s=ft['seconds'])
+
+
+def _options_tag(options: Dict) -> str:
+    """``''``, or the config overrides as a file-name suffix (runs with other options get their own cache)."""
+    if not options:
+        return ''
+    return '_' + re.sub(r'[^\w.=+-]+', '-', '_'.join(f'{k}={v}' for k, v in sorted(options.items())))
 
 
 def _init_worker() -> None:
@@ -172,7 +183,8 @@ def report(results: List[Dict], args, wall_s: float) -> str:
     import matplotlib.pyplot as plt
     budgets = sorted({r['epochs'] for r in results})
     methods = [m for m in ('coma', 'mae', 'random') if any(r['method'] == m for r in results)]
-    ft = f'fine-tune top-1 (%, {args.ft_recipe} recipe, {args.ft_epochs} ep)'
+    options = ''.join(f', {k}={v}' for k, v in sorted(getattr(args, 'ft_options', {}).items()))
+    ft = f'fine-tune top-1 (%, {args.ft_recipe} recipe, {args.ft_epochs} ep{options})'
     lines = [f'| method | pre-training epochs | linear probe top-1 (%) | {ft} | pre-train time / run (s) |',
              '| --- | --- | --- | --- | --- |']
     curves = {}
@@ -224,7 +236,7 @@ def run(args) -> List[Dict]:
         from coma.datasets.demo import make_imagenet
         make_imagenet(data_root)
     shared = dict(configs=study_configs(args.root), work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs, ft_recipe=args.ft_recipe,
-                  pretrain_options=dict(args.pretrain_options))
+                  pretrain_options=dict(args.pretrain_options), ft_options=dict(getattr(args, 'ft_options', {})))
     plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')
             if m in args.methods]
     plan += [('random', s, 0) for s in args.seeds if 'random' in args.methods]

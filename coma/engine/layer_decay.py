@@ -7,7 +7,9 @@ mmseg's registries search as their parent.
 * The backbone says which layer a parameter belongs to (``backbone.get_layer_id(name)``: stem 0,
   blocks 1..D in order); everything outside the backbone (neck, heads) is layer
   ``num_layers = D + 1``.
-* lr scale = ``r ** (num_layers - layer_id)``.
+* lr scale = ``r ** (num_layers - layer_id)``, times ``backbone_lr_mult`` (default 1.0) for the
+  backbone's parameters: a smaller backbone lr lets new heads learn at full speed while pre-trained
+  features move little.
 * No weight decay on what the modules' ``no_weight_decay()`` lists (:func:`no_weight_decay_names`):
   norms, biases, position tables, gates and tokens. With ``layer_decay_rate=1`` (the default) this is
   the plain AdamW grouping the pre-training configs use.
@@ -39,16 +41,23 @@ def _unwrap(module: nn.Module) -> nn.Module:
 class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     """Builds parameter groups with layer-wise lr decay; see the module docstring.
 
-    ``paramwise_cfg`` keys: ``layer_decay_rate`` (float, default 1.0) and ``backbone_prefix``
-    (default ``'backbone.'``).
+    ``paramwise_cfg`` keys: ``layer_decay_rate`` (float, default 1.0), ``backbone_lr_mult`` (float,
+    default 1.0: multiplies the lr of every backbone parameter) and ``backbone_prefix`` (default
+    ``'backbone.'``).
     """
+    KEYS = ('layer_decay_rate', 'backbone_lr_mult', 'backbone_prefix')
 
     def __init__(self, optim_wrapper_cfg: Dict, paramwise_cfg: Optional[Dict] = None) -> None:
         # never empty: mmengine skips add_params (and so the grouping) for an empty paramwise_cfg
+        unknown = set(paramwise_cfg or {}) - set(self.KEYS)
+        if unknown:
+            raise KeyError(f'LayerDecayOptimWrapperConstructor: unknown paramwise_cfg keys {sorted(unknown)}; '
+                           f'allowed: {list(self.KEYS)}')
         super().__init__(optim_wrapper_cfg, dict(dict(layer_decay_rate=1.0), **(paramwise_cfg or {})))
 
     def add_params(self, params: List[Dict], module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         rate = float(self.paramwise_cfg.get('layer_decay_rate', 1.0))
+        backbone_mult = float(self.paramwise_cfg.get('backbone_lr_mult', 1.0))
         bb_prefix = self.paramwise_cfg.get('backbone_prefix', 'backbone.')
         module = _unwrap(module)
         backbone = module.get_submodule(bb_prefix.rstrip('.')) if bb_prefix else module
@@ -56,16 +65,22 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
             raise TypeError(f'LayerDecayOptimWrapperConstructor: {type(backbone).__name__} has no get_layer_id')
         num_layers = backbone.num_layers
         no_decay = no_weight_decay_names(module)
-        groups: Dict[Tuple[int, bool], Dict] = {}
+        groups: Dict[Tuple[int, bool, bool], Dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            layer = backbone.get_layer_id(name[len(bb_prefix):]) if name.startswith(bb_prefix) else num_layers
+            in_backbone = name.startswith(bb_prefix)
+            layer = backbone.get_layer_id(name[len(bb_prefix):]) if in_backbone else num_layers
             skip_wd = name in no_decay
-            group = groups.setdefault((layer, skip_wd), dict(
-                params=[], param_names=[], layer_id=layer, lr_scale=rate ** (num_layers - layer),
-                lr=self.base_lr * rate ** (num_layers - layer), weight_decay=0.0 if skip_wd else self.base_wd))
+            scale = rate ** (num_layers - layer) * (backbone_mult if in_backbone else 1.0)
+            # backbone and head parameters of the last layer share a group unless their lrs differ
+            # (so the groups, and resumed optimizer states, are as before when backbone_lr_mult is 1)
+            key = (layer, skip_wd, in_backbone and backbone_mult != 1.0)
+            group = groups.setdefault(key, dict(
+                params=[], param_names=[], layer_id=layer, lr_scale=scale,
+                lr=self.base_lr * scale, weight_decay=0.0 if skip_wd else self.base_wd))
             group['params'].append(param)
             group['param_names'].append(name)
         params.extend(groups[k] for k in sorted(groups))
-        print_log(f'layer decay {rate}: {num_layers + 1} layers, {len(groups)} parameter groups', logger='current')
+        print_log(f'layer decay {rate}, backbone lr x{backbone_mult}: {num_layers + 1} layers, {len(groups)} '
+                  'parameter groups', logger='current')

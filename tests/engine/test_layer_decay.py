@@ -20,11 +20,11 @@ class Detector(nn.Module):
         self.neck = nn.Linear(4, 4)
 
 
-def groups_by_name():
+def groups_by_name(**paramwise):
     model = Detector()
     wrapper = build_optim_wrapper(model, dict(
         optimizer=dict(type='AdamW', lr=LR, weight_decay=WD),
-        constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=RATE)))
+        constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=RATE, **paramwise)))
     out = {}
     for g in wrapper.optimizer.param_groups:
         for name in g['param_names']:
@@ -86,3 +86,22 @@ def test_pretraining_groups_match_the_old_recipe(algo):
     wrong = [names[k] for k in names if before[k] != after[k]]
     assert not wrong, wrong[:10]
     assert any(wd == 0 for _, wd in after.values()) and any(wd > 0 for _, wd in after.values())
+
+
+def test_backbone_lr_mult_scales_the_backbone_only():
+    """``backbone_lr_mult`` multiplies every backbone lr (on top of layer decay); heads keep the base lr,
+    also those in the last layer, which share a group with the backbone's output norm only when the
+    multiplier is 1 (the grouping, and so resumed optimizer states, are unchanged by default)."""
+    _, plain = groups_by_name()
+    model, scaled = groups_by_name(backbone_lr_mult=0.1)
+    assert set(scaled) == set(plain)
+    for name, (lr, wd) in scaled.items():
+        want = plain[name][0] * (0.1 if name.startswith('backbone.') else 1.0)
+        assert lr == pytest.approx(want), name
+        assert wd == plain[name][1], name
+    assert scaled['neck.weight'][0] == pytest.approx(LR) and scaled['backbone.norm3.weight'][0] == pytest.approx(LR * 0.1)
+
+
+def test_unknown_paramwise_keys_fail_naming_them():
+    with pytest.raises(KeyError, match='custom_keys'):
+        groups_by_name(custom_keys={'backbone': dict(lr_mult=0.1)})

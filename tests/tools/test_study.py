@@ -1,6 +1,8 @@
 """The CoMA-vs-MAE efficiency study (tools/study_efficiency.py): its 1-epoch smoke run."""
 import json
 
+from mmengine.config import Config
+
 from _helpers import run
 
 
@@ -23,3 +25,12 @@ def test_study_smoke_run_writes_table_plot_and_results(tmp_path):
               '--results', str(tmp_path / 'coma.md'))
     assert (tmp_path / 'coma.md').read_text().splitlines()[2].startswith('| CoMA | 1 |'), log[-2000:]
     assert '| — |' in (tmp_path / 'coma.md').read_text()
+    # fine-tune overrides reach the Runner's config and get their own cache next to the default one
+    log = run('study_efficiency.py', '--smoke', '--methods', 'random', '--ft-options', 'optim_wrapper.optimizer.lr=0.0',
+              '--work-dir', str(tmp_path), '--results', str(tmp_path / 'lr0.md'))
+    run_dir = tmp_path / 'random_s0_e0' / 'finetune_light_1e_optim_wrapper.optimizer.lr=0.0'
+    assert (tmp_path / 'random_s0_e0' / 'finetune_light_1e.json').is_file(), log[-2000:]
+    assert (run_dir.parent / f'{run_dir.name}.json').is_file(), log[-2000:]
+    dumped = Config.fromfile(str(run_dir / 'finetune_dyvit-n_1xb32-coslr-10e_demo.py'))
+    assert dumped.optim_wrapper.optimizer.lr == 0.0
+    assert 'optim_wrapper.optimizer.lr=0.0' in (tmp_path / 'lr0.md').read_text()
