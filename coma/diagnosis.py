@@ -9,13 +9,13 @@ rank of the standardised pooled features (exp of the entropy of the normalised s
 1 = every image maps to one direction) and the mean pairwise cosine of the last-stage unit latents
 of different images (the latent targets of CoMA; 1 = collapsed).
 """
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from .models.backbones.dyvit import DyViT
-from .models.layers.dm_msa import DMMSA, CoarsePlan
+from .models.layers.dm_msa import DMMSA, CoarsePlan, Gathered, coarse_biases
 
 
 def effective_rank(features: torch.Tensor) -> float:
@@ -36,10 +36,12 @@ def mean_pairwise_cosine(latents: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan) -> Dict[str, float]:
+def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None
+                    ) -> Dict[str, float]:
     """Logit scale, normalised entropy and gate weight of both head groups of one DM-MSA call.
 
-    Written with plain matmuls (a diagnosis, not the fast path); ``x`` is the ``(B*U*T, C)`` input.
+    Written with plain matmuls (a diagnosis, not the fast path); ``x`` is the ``(B*U*T, C)`` input,
+    ``plan`` and ``gathered`` the call's other arguments (see :meth:`DMMSA.forward`).
     """
     b, u, t, d = plan.batch, plan.units, attn.tokens, attn.head_dim
     hf, hc = attn.fine_heads, attn.coarse_heads
@@ -57,8 +59,8 @@ def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan) -> Dict[str,
     kc = attn.kv_coarse(pooled).view(b, u, 2, hc, d)[:, :, 0]  # B, U, hc, d
     qc = q[:, :, -hc:].reshape(b, u * t, hc, d)
     logits = torch.einsum('bqhd,bkhd->bhqk', qc, kc) * d ** -0.5  # B, hc, U*T, U
-    table = nn.functional.pad(attn.coarse_bias_table, (0, 0, 0, 1), value=float('-inf'))
-    bias = table.take(plan.bias_index).expand(-1, -1, -1, t, -1).reshape(-1, hc, u * t, u)
+    bias = gathered.coarse_bias if gathered is not None and gathered.coarse_bias is not None else \
+        coarse_biases([attn.coarse_bias_table], plan)[0]  # G|1, hc, U*T, U
     stats.update(_logit_stats(logits + bias, 'coarse'))
     return stats
 
@@ -101,12 +103,12 @@ def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float
     if max(images.shape[2], images.shape[3]) > window * DyViT.unit:
         raise ValueError(f'diagnose reads the attention of one coarse window: images of at most '
                          f'{window * DyViT.unit} px a side, got {tuple(images.shape[2:])}')
-    captured: Dict[int, Tuple[torch.Tensor, CoarsePlan]] = {}
+    captured: Dict[int, tuple] = {}  # (x, plan[, gathered]) of each call
     hooks = []
     attns = [blk.attn for stage in model.stages for blk in stage.blocks]
     def keep_input(i: int):
         def hook(module, args, output) -> None:  # returns None: the output stays as it is
-            captured.setdefault(i, (args[0].detach(), args[1]))
+            captured.setdefault(i, (args[0].detach(), *args[1:]))
         return hook
     for i, attn in enumerate(attns):
         hooks.append(attn.register_forward_hook(keep_input(i)))

@@ -24,7 +24,8 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import DMMSA, CoarsePlan, dense_plan, masked_rel_index, plan_for_stage
+from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, coarse_biases, dense_plan, fine_bias_index, fused_qkv,
+                             masked_rel_index, plan_for_stage)
 from ..layers.units import image_to_units, pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
@@ -98,9 +99,9 @@ class DyViTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, plan: CoarsePlan) -> torch.Tensor:
-        """x: ``(B*U*T, C)`` unit-major rows -> the same."""
-        x = x + self._drop(self.attn(self.norm1(x), plan), plan.batch)
+    def forward(self, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None) -> torch.Tensor:
+        """x: ``(B*U*T, C)`` unit-major rows -> the same (``gathered``: see :meth:`DMMSA.forward`)."""
+        x = x + self._drop(self.attn(self.norm1(x), plan, gathered), plan.batch)
         return x + self._drop(self.mlp(self.norm2(x)), plan.batch)
 
     def _drop(self, y: torch.Tensor, batch: int) -> torch.Tensor:
@@ -135,7 +136,12 @@ class PatchMerging(nn.Module):
 
 
 class DyViTStage(nn.Module):
-    """Blocks of one stage, then optional merging into the next stage."""
+    """Blocks of one stage, then optional merging into the next stage.
+
+    The relative-position biases of all blocks are gathered once per forward, with one ``take`` per
+    table kind and coarse plan, and the weights of their ``q``/``kv_fine`` GEMMs with one ``cat``
+    (not six small ops per block, a ninth of DyViT-B's ATen ops; issue 11).
+    """
 
     def __init__(self, dim: int, depth: int, num_heads: int, fine_heads: int, unit_side: int,
                  coarse_window: int, mlp_ratio: float, drop_paths: Sequence[float], downsample: bool,
@@ -146,20 +152,50 @@ class DyViTStage(nn.Module):
             DyViTBlock(dim, num_heads, fine_heads, unit_side, coarse_window, shifted=bool(i % 2),
                        mlp_ratio=mlp_ratio, drop_path=drop_paths[i]) for i in range(depth))
         self.downsample = PatchMerging(dim, unit_side) if downsample else None
+        # the fine tables of all blocks side by side: (rows, depth * fine_heads)
+        self.fine_heads = fine_heads
+        if unit_side > 1 and depth > 1:
+            self.register_buffer('fine_bias_index', fine_bias_index(unit_side, depth * fine_heads), persistent=False)
+        else:
+            self.fine_bias_index = None
+
+    @staticmethod
+    def plan_heads(depth: int, coarse_heads: int, shared: bool) -> Tuple[int, int]:
+        """Heads the (unshifted, shifted) coarse plans of a stage are built for: those of the blocks
+        that use each (all of them when one plan serves both, ``shared``)."""
+        if shared:
+            return depth * coarse_heads, depth * coarse_heads
+        return (depth + 1) // 2 * coarse_heads, max(1, depth // 2) * coarse_heads
+
+    def _gather(self, plans: Tuple[CoarsePlan, CoarsePlan]) -> List[Gathered]:
+        """Per block, its relative-position biases and fused ``q``/``kv_fine`` weights."""
+        attns = [blk.attn for blk in self.blocks]
+        fine: List[Optional[torch.Tensor]] = [None] * len(attns)
+        if self.fine_bias_index is not None:
+            table = torch.cat([a.fine_bias_table for a in attns], 1)  # rows, depth * hf
+            fine = list(table.take(self.fine_bias_index).split(self.fine_heads, dim=1))
+        coarse: List[Optional[torch.Tensor]] = [None] * len(attns)
+        groups = [range(len(attns))] if plans[0] is plans[1] else [range(0, len(attns), 2), range(1, len(attns), 2)]
+        for plan, members in zip(plans, groups):
+            if len(members):
+                for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan)):
+                    coarse[i] = bias
+        return [Gathered(f, c, w, b) for f, c, (w, b) in zip(fine, coarse, fused_qkv(attns))]
 
     def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns the stage output (before merging) and the input of the next stage.
 
         Args:
             x: ``(B*U*T, C)`` unit-major rows.
-            plans: the coarse plans of this stage, unshifted and shifted.
+            plans: the coarse plans of this stage, unshifted and shifted (the same object when the
+                grid fits one window), built for the heads :meth:`plan_heads` gives.
         """
-        for blk in self.blocks:
+        for blk, gathered in zip(self.blocks, self._gather(plans)):
             plan = plans[int(blk.shifted)]
             if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(blk, x, plan, use_reentrant=False)
+                x = cp.checkpoint(blk, x, plan, gathered, use_reentrant=False)
             else:
-                x = blk(x, plan)
+                x = blk(x, plan, gathered)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
@@ -298,10 +334,21 @@ class DyViT(BaseModule):
         x = self.patch_embed(units.flatten(0, 1))  # B*U, C, 8, 8
         return self.embed_norm(x.flatten(2).transpose(1, 2)).view(-1, x.shape[1])
 
-    def _stage_shapes(self) -> List[Tuple[int, int]]:
-        """``(tokens per unit, coarse heads)`` of each stage."""
-        return [((UNIT // (STEM_STRIDE * 2 ** i)) ** 2, self.arch['num_heads'][i] - self.arch['fine_heads'][i])
-                for i in range(NUM_STAGES)]
+    def _stage_plans(self, make, grid: Tuple[int, int], stages: int) -> List[Tuple[CoarsePlan, CoarsePlan]]:
+        """The (unshifted, shifted) coarse plans of the first ``stages`` stages; ``make(shifted, tokens,
+        heads)`` builds one. A grid that fits one window is never shifted: one plan serves every block."""
+        shared = max(grid) <= self.coarse_window
+        plans = []
+        for i in range(stages):
+            tokens = (UNIT // (STEM_STRIDE * 2 ** i)) ** 2
+            heads = DyViTStage.plan_heads(self.arch['depths'][i], self.arch['num_heads'][i] - self.arch['fine_heads'][i],
+                                          shared)
+            if shared:
+                plan = make(False, tokens, heads[0])
+                plans.append((plan, plan))
+            else:
+                plans.append((make(False, tokens, heads[0]), make(True, tokens, heads[1])))
+        return plans
 
     def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
              indices: Sequence[int]) -> List[torch.Tensor]:
@@ -339,8 +386,8 @@ class DyViT(BaseModule):
         b, _, h, w = x.shape
         x, _ = pad_to_multiple(x, UNIT)
         grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
-        plans = [tuple(dense_plan(b, grid, self.coarse_window, shifted, x.device, t, hc) for shifted in (False, True))
-                 for t, hc in self._stage_shapes()[:max(indices) + 1]]
+        plans = self._stage_plans(lambda shifted, t, heads: dense_plan(b, grid, self.coarse_window, shifted, x.device,
+                                                                       t, heads), grid, max(indices) + 1)
         outs = self._run(self._embed(image_to_units(x, UNIT)), plans, indices)
         maps = []
         for i, out in zip(indices, outs):
@@ -389,9 +436,6 @@ class DyViT(BaseModule):
         units = torch.gather(units, 1, ids[:, :, None, None, None].expand(-1, -1, *units.shape[2:]))
         # built once per forward for all blocks; a grid that fits one window is never shifted
         shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
-        rels = [masked_rel_index(ids, grid, self.coarse_window, shifted) for shifted in shifts]
-        plans = []
-        for t, hc in self._stage_shapes():
-            stage_plans = tuple(plan_for_stage(*rel, t, hc) for rel in rels)
-            plans.append(stage_plans * 2 if len(stage_plans) == 1 else stage_plans)
+        rels = {shifted: masked_rel_index(ids, grid, self.coarse_window, shifted) for shifted in shifts}
+        plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
         return self._run(self._embed(units), plans, (NUM_STAGES - 1,))[0][:, :, 0]  # B, N, C_last (T = 1)

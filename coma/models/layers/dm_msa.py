@@ -24,7 +24,7 @@ holds no data-dependent shapes, so the forward compiles as one graph. Each block
 bias whose last stride is 1 (GPU kernels reject others), and gathers each bias with one ``take``.
 """
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -188,6 +188,66 @@ def plan_for_stage(rel: torch.Tensor, masked: bool, tokens: int, heads: int) -> 
     return CoarsePlan(rel.shape[0], rel.shape[1], tokens, heads, _bias_index(rel, tokens, heads), masked)
 
 
+def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan) -> List[torch.Tensor]:
+    """The coarse biases of the layers that share ``plan``, gathered with one ``take``.
+
+    Args:
+        tables: each layer's ``(rows, hc)`` coarse bias table; the plan is built for
+            ``heads = len(tables) * hc``.
+        plan: the coarse grouping.
+
+    Returns:
+        Per layer, ``(G or 1, hc, L*T, L)`` with last stride 1: each query unit's row of offsets
+        expanded over its T tokens, ``-inf`` where a pair may not attend.
+    """
+    hc = tables[0].shape[1]
+    if plan.heads != hc * len(tables):
+        raise ValueError(f'coarse_biases: plan built for {plan.heads} heads, tables hold {len(tables)} x {hc}')
+    table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*hc
+    if plan.masked:  # one extra row for the pairs that may not attend
+        table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
+    bias = table.take(plan.bias_index)  # G|1, m*hc, L, 1, L
+    g, heads, length, _, _ = bias.shape
+    bias = bias.expand(-1, -1, -1, plan.tokens, -1).reshape(g, heads, length * plan.tokens, length)
+    return list(bias.split(hc, dim=1)) if len(tables) > 1 else [bias]
+
+
+class Gathered(NamedTuple):
+    """What a stage gathers for one DM-MSA layer before running its blocks (None: the layer gathers it).
+
+    Attributes:
+        fine_bias: ``(1, hf, T, T)`` fine relative-position bias.
+        coarse_bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
+        weight: rows of ``q`` and the used part of ``kv_fine``, from :func:`fused_qkv`.
+        bias: their biases (None without ``qkv_bias``).
+    """
+    fine_bias: Optional[torch.Tensor] = None
+    coarse_bias: Optional[torch.Tensor] = None
+    weight: Optional[torch.Tensor] = None
+    bias: Optional[torch.Tensor] = None
+
+
+def fused_qkv(layers: Sequence['DMMSA']) -> List[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
+    """Per layer, the weight (and bias) of its one GEMM for ``q`` and the fine keys/values (they read
+    the same input), made with one ``cat`` for all ``layers``. Heads ``[q_f | q_c | k_f | v_f]``; at
+    one token per unit ``[q_c | v_f]`` (the fine key is never used there)."""
+    pieces = [layer._qkv_pieces() for layer in layers]
+    sizes = [q.shape[0] + kv.shape[0] for q, kv, _, _ in pieces]
+    weights = torch.cat([w for q, kv, _, _ in pieces for w in (q, kv)])
+    weights = weights.split(sizes) if len(layers) > 1 else [weights]
+    if pieces[0][2] is None:
+        return [(w, None) for w in weights]
+    biases = torch.cat([b for _, _, qb, kvb in pieces for b in (qb, kvb)])
+    return list(zip(weights, biases.split(sizes) if len(layers) > 1 else [biases]))
+
+
+def fine_bias_index(unit_side: int, heads: int) -> torch.Tensor:
+    """``(1, heads, T, T)`` flat indices into a ``(rows, heads)`` fine table (heads of several layers
+    side by side), heads first, last stride 1 (4-D: CPU's fused kernel takes no 3-D mask)."""
+    rel = coords_rel_index(_square_coords(unit_side), unit_side)
+    return rel[None, None] * heads + torch.arange(heads).view(1, -1, 1, 1)
+
+
 class DMMSA(nn.Module):
     """Dynamic Multi-Window Self-Attention over unit-major tokens.
 
@@ -233,11 +293,7 @@ class DMMSA(nn.Module):
         nn.init.trunc_normal_(self.coarse_bias_table, std=0.02)
         if self.fine_attends:
             self.fine_bias_table = nn.Parameter(torch.zeros((2 * unit_side - 1) ** 2, fine_heads))
-            # flat indices into the (rows, fine_heads) table, heads first: (1, hf, T, T), last stride 1
-            # (4-D: CPU's fused kernel takes no 3-D mask)
-            rel = coords_rel_index(_square_coords(unit_side), unit_side)
-            flat = rel[None, None] * fine_heads + torch.arange(fine_heads).view(1, -1, 1, 1)
-            self.register_buffer('fine_bias_index', flat, persistent=False)
+            self.register_buffer('fine_bias_index', fine_bias_index(unit_side, fine_heads), persistent=False)
             nn.init.trunc_normal_(self.fine_bias_table, std=0.02)
         # group (0 fine, 1 coarse) of each head, to spread the two gate weights over the heads
         self.register_buffer('head_group', torch.tensor([0] * fine_heads + [1] * self.coarse_heads),
@@ -246,20 +302,35 @@ class DMMSA(nn.Module):
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 
-    def forward(self, x: torch.Tensor, plan: CoarsePlan) -> torch.Tensor:
+    def _qkv_pieces(self) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``q`` and the used part of ``kv_fine``: weights, then biases (see :func:`fused_qkv`)."""
+        kv_w, kv_b = self.kv_fine.weight, self.kv_fine.bias
+        if not self.fine_attends:  # the value half only
+            kv_w = kv_w[self.fine_heads * self.head_dim:]
+            kv_b = None if kv_b is None else kv_b[self.fine_heads * self.head_dim:]
+        return self.q.weight, kv_w, self.q.bias, kv_b
+
+    def forward(self, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None) -> torch.Tensor:
         """Runs DM-MSA.
 
         Args:
             x: ``(B*U*T, C)`` unit-major token rows, or ``(B, U, T, C)``.
-            plan: the coarse grouping of these units, built for this stage's ``T`` and coarse heads.
+            plan: the coarse grouping of these units, built for this stage's ``T`` and this layer's
+                coarse heads (or, with ``gathered.coarse_bias``, for the heads of the layers sharing it).
+            gathered: what the caller gathered for this layer (a stage does it for all its layers at
+                once, :class:`~coma.models.backbones.dyvit.DyViTStage`); what is None is gathered here.
 
         Returns:
             The same shape as ``x``.
         """
+        fine_bias, coarse_bias, w, bias = gathered if gathered is not None else Gathered()
+        if w is None:
+            (w, bias), = fused_qkv([self])
         b, u, t = plan.batch, plan.units, self.tokens
-        if plan.tokens != t or plan.heads != self.coarse_heads:
-            raise ValueError(f'DMMSA: plan built for T={plan.tokens}, {plan.heads} coarse heads; this layer '
-                             f'has T={t}, {self.coarse_heads}')
+        heads = self.coarse_heads if coarse_bias is None else coarse_bias.shape[1]
+        if plan.tokens != t or (coarse_bias is None and plan.heads != self.coarse_heads) or heads != self.coarse_heads:
+            raise ValueError(f'DMMSA: plan built for T={plan.tokens}, {plan.heads} coarse heads (bias for {heads}); '
+                             f'this layer has T={t}, {self.coarse_heads}')
         shape = x.shape
         n, c = b * u, shape[-1]
         hf, hc, d = self.fine_heads, self.coarse_heads, self.head_dim
@@ -270,33 +341,33 @@ class DMMSA(nn.Module):
 
         if self.fine_attends:
             # One GEMM for q (all heads) and the fine keys/values: heads [q_f | q_c | k_f | v_f].
-            w = torch.cat([self.q.weight, self.kv_fine.weight])
-            bias = None if self.q.bias is None else torch.cat([self.q.bias, self.kv_fine.bias])
             qkv = F.linear(x, w, bias).view(n, t, -1, d).transpose(1, 2)  # B*U, H+2hf, T, d
             q_f, q_c, k_f, v_f = qkv.split([hf, hc, hf, hf], dim=1)
-            fine_bias = self.fine_bias_table.take(self.fine_bias_index).to(q_f.dtype)  # 1, hf, T, T
-            o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias, dropout_p=drop)
+            if fine_bias is None:
+                fine_bias = self.fine_bias_table.take(self.fine_bias_index)  # 1, hf, T, T
+            o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias.to(q_f.dtype), dropout_p=drop)
             o_fine = o_fine.transpose(1, 2)  # B*U, T, hf, d
         else:  # one token per unit: the fine output is the value, and no fine key is computed
-            fine_dim = hf * d
-            w = torch.cat([self.q.weight, self.kv_fine.weight[fine_dim:]])
-            bias = None if self.q.bias is None else torch.cat([self.q.bias, self.kv_fine.bias[fine_dim:]])
             q_c, o_fine = F.linear(x, w, bias).view(n, 1, -1, d).split([hc, hf], dim=2)
             q_c = q_c.transpose(1, 2)  # B*U, hc, 1, d
-        o_coarse = self._coarse(q_c, self.kv_coarse(pooled), plan, drop)  # B*U, T, hc, d
+        if coarse_bias is None:
+            coarse_bias = coarse_biases([self.coarse_bias_table], plan)[0]
+        o_coarse = self._coarse(q_c, self.kv_coarse(pooled), plan, coarse_bias.to(q_c.dtype), drop)  # B*U, T, hc, d
 
         out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
         out = out * gate[:, self.head_group].view(n, 1, -1, 1)
         out = self.proj_drop(self.proj(out.view(n * t, c)))
         return out if len(shape) == 2 else out.view(shape)
 
-    def _coarse(self, q: torch.Tensor, kv: torch.Tensor, plan: CoarsePlan, drop: float) -> torch.Tensor:
+    def _coarse(self, q: torch.Tensor, kv: torch.Tensor, plan: CoarsePlan, bias: torch.Tensor,
+                drop: float) -> torch.Tensor:
         """Coarse attention: every token attends to the pooled units of its window.
 
         Args:
             q: ``(B*U, hc, T, d)`` queries.
             kv: ``(B*U, 2*hc*d)`` pooled keys and values.
             plan: the grouping.
+            bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
             drop: attention dropout.
 
         Returns:
@@ -304,13 +375,6 @@ class DMMSA(nn.Module):
         """
         b, u = plan.batch, plan.units
         n, hc, t, d = q.shape
-        table = self.coarse_bias_table
-        if plan.masked:  # one extra row for the pairs that may not attend
-            table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
-        bias = table.take(plan.bias_index).to(q.dtype)  # G|1, hc, L, 1, L
-        g_, _, length, _, _ = bias.shape
-        # the same offsets for the T tokens of a query unit: G|1, hc, L*T, L, last stride 1
-        bias = bias.expand(-1, -1, -1, t, -1).reshape(g_, hc, length * t, length)
         if plan.index is None:  # the groups are the samples: queries are the U*T tokens of a sample
             q = q.view(b, u, hc, t, d).transpose(1, 2).reshape(b, hc, u * t, d)
             k, v = kv.view(b, u, 2, hc, d).permute(2, 0, 3, 1, 4).unbind(0)  # B, hc, U, d
