@@ -66,7 +66,8 @@ def worker(spec):
         keep = keep.to(device)
         if ours:  # the visible count is known, as in pre-training: static shapes, no host sync
             hidden = ~keep.view(-1, 7, 7)
-            forward = compile_fn(model.forward_masked, True) if spec.get('compile') else model.forward_masked
+            dyvit = getattr(model, 'model', model)  # timm's features_only wrapper keeps the DyViT in .model
+            forward = compile_fn(dyvit.forward_masked, True) if spec.get('compile') else dyvit.forward_masked
             return lambda: forward(xb, hidden, VISIBLE_UNITS)
         forward = compile_fn(model.forward_features, False) if spec.get('compile') else model.forward_features
         return lambda: forward(xb, mask=keep)

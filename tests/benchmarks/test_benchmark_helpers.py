@@ -1,12 +1,17 @@
 """coma.benchmarks: a worker row in its own process, and the summaries (no timing is asserted)."""
+import pytest
+
 from coma.benchmarks import backbone, pretrain  # noqa: F401  (both import without side effects)
 from coma.benchmarks.common import run_worker, time_median, write_report
 
 
-def test_worker_runs_in_its_own_process(tmp_path):
-    spec = dict(model='dyvit_nano', mode='fwd', size=(64, 64), batch=1, repeats=1, device='cpu', amp=False)
+@pytest.mark.parametrize('mode,size', [('fwd', (64, 64)), ('masked', (224, 224))])
+def test_worker_runs_in_its_own_process(tmp_path, mode, size):
+    spec = dict(model='dyvit_nano', mode=mode, size=size, batch=1, repeats=1, device='cpu', amp=False)
     row = run_worker(backbone.MODULE, spec)
     assert 'error' not in row, row.get('error')
+    if mode == 'masked':  # the sparse forward over 20 of 49 units, counted at batch 2
+        assert row['ops'] > 0 and row['kernel_ops'] > 0
     assert row['model'] == 'dyvit_nano' and row['median_s'] > 0 and row['params_m'] > 0
     write_report(dict(rows=[row]), str(tmp_path / 'out' / 'r.json'))
     assert (tmp_path / 'out' / 'r.json').exists()
