@@ -183,7 +183,7 @@ def report(results: List[Dict], args, wall_s: float) -> str:
     import matplotlib.pyplot as plt
     budgets = sorted({r['epochs'] for r in results})
     methods = [m for m in ('coma', 'mae', 'random') if any(r['method'] == m for r in results)]
-    options = ''.join(f', {k}={v}' for k, v in sorted(getattr(args, 'ft_options', {}).items()))
+    options = ''.join(f', {k}={v}' for k, v in sorted(args.ft_options.items()))
     ft = f'fine-tune top-1 (%, {args.ft_recipe} recipe, {args.ft_epochs} ep{options})'
     lines = [f'| method | pre-training epochs | linear probe top-1 (%) | {ft} | pre-train time / run (s) |',
              '| --- | --- | --- | --- | --- |']
@@ -236,7 +236,7 @@ def run(args) -> List[Dict]:
         from coma.datasets.demo import make_imagenet
         make_imagenet(data_root)
     shared = dict(configs=study_configs(args.root), work_dir=args.work_dir, data_root=data_root, ft_epochs=args.ft_epochs, ft_recipe=args.ft_recipe,
-                  pretrain_options=dict(args.pretrain_options), ft_options=dict(getattr(args, 'ft_options', {})))
+                  pretrain_options=dict(args.pretrain_options), ft_options=dict(args.ft_options))
     plan = [(m, s, b) for b in sorted(budgets, reverse=True) for s in args.seeds for m in ('coma', 'mae')
             if m in args.methods]
     plan += [('random', s, 0) for s in args.seeds if 'random' in args.methods]

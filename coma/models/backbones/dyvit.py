@@ -175,9 +175,10 @@ class DyViTStage(nn.Module):
             table = torch.cat([a.fine_bias_table for a in attns], 1)  # rows, depth * hf
             fine = list(table.take(self.fine_bias_index).split(self.fine_heads, dim=1))
         coarse: List[Optional[torch.Tensor]] = [None] * len(attns)
-        groups = [range(len(attns))] if plans[0] is plans[1] else [range(0, len(attns), 2), range(1, len(attns), 2)]
-        for plan, members in zip(plans, groups):
-            if len(members):
+        shared = plans[0] is plans[1]
+        for shifted, plan in enumerate(plans[:1] if shared else plans):
+            members = [i for i, blk in enumerate(self.blocks) if shared or int(blk.shifted) == shifted]
+            if members:
                 for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan)):
                     coarse[i] = bias
         return [Gathered(f, c, w, b) for f, c, (w, b) in zip(fine, coarse, fused_qkv(attns))]

@@ -19,9 +19,11 @@ mode, only the visible ones in masked mode) of ``T = s*s`` tokens each (see
 
 Speed (issue 11): every index the attention needs is built once per forward and stage, outside the
 blocks (:class:`CoarsePlan`; dense plans are cached per batch, grid, shift, stage and device), and
-holds no data-dependent shapes, so the forward compiles as one graph. Each block makes one GEMM for
-``q`` and the fine keys/values (they read the same input), one fused SDPA call per head group with a
-bias whose last stride is 1 (GPU kernels reject others), and gathers each bias with one ``take``.
+holds no data-dependent shapes, so the forward compiles as one graph. A stage gathers the biases of
+all its layers with one ``take`` per table kind and plan (:func:`coarse_biases`) and their fused
+``q``/``kv_fine`` weights with one ``cat`` (:func:`fused_qkv`); each layer then makes one GEMM for
+``q`` and the fine keys/values (they read the same input) and one fused SDPA call per head group
+with a bias whose last stride is 1 (GPU kernels reject others).
 """
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
