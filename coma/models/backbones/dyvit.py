@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, coarse_biases, dense_plan, fine_bias_index, fused_qkv,
+from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, coarse_biases, dense_plan, fine_bias_index, fused_weights,
                              masked_rel_index, plan_for_stage)
 from ..layers.units import image_to_units, pad_to_multiple, tokens_to_map, visible_indices
 
@@ -128,11 +128,11 @@ class PatchMerging(nn.Module):
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c, s = x.shape[-1], self.unit_side
-        shape = (*x.shape[:-2], s * s // 4, 2 * c) if x.dim() == 4 else (-1, 2 * c)
+        c, s, lead = x.shape[-1], self.unit_side, x.shape[:-2]
         # B*U, s/2, 2, s/2, 2, C -> B*U, s/2, s/2, 2, 2, C: the 2x2 neighbours of a merged token
-        x = x.reshape(-1, s // 2, 2, s // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)
-        return self.reduction(self.norm(x)).view(shape)
+        merged = self.reduction(self.norm(
+            x.reshape(-1, s // 2, 2, s // 2, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 4 * c)))
+        return merged.view(*lead, s * s // 4, 2 * c) if x.dim() == 4 else merged  # rows in, rows out
 
 
 class DyViTStage(nn.Module):
@@ -181,7 +181,7 @@ class DyViTStage(nn.Module):
             if members:
                 for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan)):
                     coarse[i] = bias
-        return [Gathered(f, c, w, b) for f, c, (w, b) in zip(fine, coarse, fused_qkv(attns))]
+        return [Gathered(f, c, *weights) for f, c, weights in zip(fine, coarse, fused_weights(attns))]
 
     def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns the stage output (before merging) and the input of the next stage.

@@ -20,10 +20,11 @@ mode, only the visible ones in masked mode) of ``T = s*s`` tokens each (see
 Speed (issue 11): every index the attention needs is built once per forward and stage, outside the
 blocks (:class:`CoarsePlan`; dense plans are cached per batch, grid, shift, stage and device), and
 holds no data-dependent shapes, so the forward compiles as one graph. A stage gathers the biases of
-all its layers with one ``take`` per table kind and plan (:func:`coarse_biases`) and their fused
-``q``/``kv_fine`` weights with one ``cat`` (:func:`fused_qkv`); each layer then makes one GEMM for
-``q`` and the fine keys/values (they read the same input) and one fused SDPA call per head group
-with a bias whose last stride is 1 (GPU kernels reject others).
+all its layers with one ``take`` per table kind and plan (:func:`coarse_biases`) and the weights of
+their GEMMs with one ``cat`` (:func:`fused_weights`); each layer then makes two GEMMs (``q`` with
+the fine keys/values, which read the same tokens; the coarse keys/values with a per-head gate logit,
+which read the same pooled rows), one fused SDPA call per head group with a bias whose last stride
+is 1 (GPU kernels reject others), and weighs its heads with one ``tanh`` and one ``addcmul``.
 """
 from dataclasses import dataclass
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -220,27 +221,65 @@ class Gathered(NamedTuple):
     Attributes:
         fine_bias: ``(1, hf, T, T)`` fine relative-position bias.
         coarse_bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
-        weight: rows of ``q`` and the used part of ``kv_fine``, from :func:`fused_qkv`.
-        bias: their biases (None without ``qkv_bias``).
+        weight: ``(C, rows)``, transposed for ``addmm``: ``q`` and the used part of ``kv_fine``
+            (the token GEMM), from :func:`fused_weights`.
+        bias: its bias (None without ``qkv_bias``).
+        pool_weight: ``(C, rows)``: ``kv_coarse`` and the per-head gate rows (the pooled GEMM).
+        pool_bias: its bias.
     """
     fine_bias: Optional[torch.Tensor] = None
     coarse_bias: Optional[torch.Tensor] = None
     weight: Optional[torch.Tensor] = None
     bias: Optional[torch.Tensor] = None
+    pool_weight: Optional[torch.Tensor] = None
+    pool_bias: Optional[torch.Tensor] = None
 
 
-def fused_qkv(layers: Sequence['DMMSA']) -> List[Tuple[torch.Tensor, Optional[torch.Tensor]]]:
-    """Per layer, the weight (and bias) of its one GEMM for ``q`` and the fine keys/values (they read
-    the same input), made with one ``cat`` for all ``layers``. Heads ``[q_f | q_c | k_f | v_f]``; at
-    one token per unit ``[q_c | v_f]`` (the fine key is never used there)."""
+def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]:
+    """Per layer and head, the gate as one logit ``z`` with ``1 + tanh(z)`` = the head group's weight.
+
+    The gate's two logits ``l_f, l_c`` give ``2 * softmax(l)_g``, and with two groups
+    ``2 * softmax(l)_f = 2 * sigmoid(l_f - l_c) = 1 + tanh((l_f - l_c) / 2)`` (the coarse group's
+    with the sign flipped). So the gate becomes ``H`` more rows of the pooled GEMM, one per head,
+    ``z_h = +-(w_f - w_c) x / 2``, and the per-head weight one ``tanh`` and one ``addcmul``.
+
+    Returns:
+        Per layer of ``layers`` (same heads), the ``(H, C)`` weights and ``(H,)`` biases, made with one
+        matrix product each for all of them.
+    """
+    signs = layers[0].gate_signs  # H, 2: (1/2, -1/2) for fine heads, (-1/2, 1/2) for coarse ones
+    m, (_, c) = len(layers), layers[0].gate.weight.shape
+    weights = torch.stack([layer.gate.weight for layer in layers], 1).view(2, m * c)  # 2, m*C
+    biases = torch.stack([layer.gate.bias for layer in layers], 1)  # 2, m
+    return (signs @ weights).view(-1, m, c).unbind(1), (signs @ biases).unbind(1)
+
+
+def fused_weights(layers: Sequence['DMMSA']) -> List[Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor,
+                                                            torch.Tensor]]:
+    """Per layer, the weights of its two GEMMs, made with one ``cat`` for all ``layers`` and transposed
+    once (``(C, rows)`` for ``addmm``): ``(weight, bias, pool_weight, pool_bias)``.
+
+    * the token GEMM: ``q`` and the fine keys/values (they read the same input), heads
+      ``[q_f | q_c | k_f | v_f]``; at one token per unit ``[q_c | v_f]`` (the fine key is never used);
+    * the pooled GEMM: ``kv_coarse`` and the per-head gate logits of :func:`gate_rows`.
+    """
     pieces = [layer._qkv_pieces() for layer in layers]
-    sizes = [q.shape[0] + kv.shape[0] for q, kv, _, _ in pieces]
-    weights = torch.cat([w for q, kv, _, _ in pieces for w in (q, kv)])
-    weights = weights.split(sizes) if len(layers) > 1 else [weights]
-    if pieces[0][2] is None:
-        return [(w, None) for w in weights]
-    biases = torch.cat([b for _, _, qb, kvb in pieces for b in (qb, kvb)])
-    return list(zip(weights, biases.split(sizes) if len(layers) > 1 else [biases]))
+    gate_w, gate_b = gate_rows(layers)
+    rows = []
+    for (q, kv, _, _), layer, g in zip(pieces, layers, gate_w):
+        rows += [q, kv, layer.kv_coarse.weight, g]
+    sizes = [n for q, kv, _, _ in pieces for n in (q.shape[0] + kv.shape[0], layers[0].pool_rows)]
+    weights = torch.cat(rows).t().split(sizes, dim=1)  # C, rows_i each
+    has_bias = pieces[0][2] is not None
+    if has_bias:
+        parts = []
+        for (_, _, qb, kvb), layer, g in zip(pieces, layers, gate_b):
+            parts += [qb, kvb, layer.kv_coarse.bias, g]
+        biases = torch.cat(parts).split(sizes)
+    else:  # no bias on q and the key/value projections: the pooled bias is the gate's alone
+        width = layers[0].pool_rows
+        biases = [b for g in gate_b for b in (None, F.pad(g, (width - g.shape[0], 0)))]
+    return [(weights[2 * i], biases[2 * i], weights[2 * i + 1], biases[2 * i + 1]) for i in range(len(layers))]
 
 
 def fine_bias_index(unit_side: int, heads: int) -> torch.Tensor:
@@ -297,15 +336,16 @@ class DMMSA(nn.Module):
             self.fine_bias_table = nn.Parameter(torch.zeros((2 * unit_side - 1) ** 2, fine_heads))
             self.register_buffer('fine_bias_index', fine_bias_index(unit_side, fine_heads), persistent=False)
             nn.init.trunc_normal_(self.fine_bias_table, std=0.02)
-        # group (0 fine, 1 coarse) of each head, to spread the two gate weights over the heads
-        self.register_buffer('head_group', torch.tensor([0] * fine_heads + [1] * self.coarse_heads),
+        # the gate's two logits -> one logit per head (see gate_rows): (1/2, -1/2) fine, (-1/2, 1/2) coarse
+        self.register_buffer('gate_signs', torch.tensor([[0.5, -0.5]] * fine_heads + [[-0.5, 0.5]] * self.coarse_heads),
                              persistent=False)
+        self.pool_rows = 2 * coarse_dim + num_heads  # kv_coarse and the per-head gate logits
         # Start from equal weights for both groups.
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 
     def _qkv_pieces(self) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """``q`` and the used part of ``kv_fine``: weights, then biases (see :func:`fused_qkv`)."""
+        """``q`` and the used part of ``kv_fine``: weights, then biases (see :func:`fused_weights`)."""
         kv_w, kv_b = self.kv_fine.weight, self.kv_fine.bias
         if not self.fine_attends:  # the value half only
             kv_w = kv_w[self.fine_heads * self.head_dim:]
@@ -325,9 +365,9 @@ class DMMSA(nn.Module):
         Returns:
             The same shape as ``x``.
         """
-        fine_bias, coarse_bias, w, bias = gathered if gathered is not None else Gathered()
+        fine_bias, coarse_bias, w, bias, pool_w, pool_b = gathered if gathered is not None else Gathered()
         if w is None:
-            (w, bias), = fused_qkv([self])
+            (w, bias, pool_w, pool_b), = fused_weights([self])
         b, u, t = plan.batch, plan.units, self.tokens
         heads = self.coarse_heads if coarse_bias is None else coarse_bias.shape[1]
         if plan.tokens != t or (coarse_bias is None and plan.heads != self.coarse_heads) or heads != self.coarse_heads:
@@ -338,26 +378,26 @@ class DMMSA(nn.Module):
         hf, hc, d = self.fine_heads, self.coarse_heads, self.head_dim
         drop = self.attn_drop if self.training else 0.0
         x = x.reshape(n * t, c) if x.dim() != 2 else x
-        pooled = x.view(n, t, c).mean(1)  # B*U, C
-        gate = self.gate(pooled).softmax(-1) * 2  # B*U, 2 ; mean 1 per group
+        pooled = x.view(n, t, c).mean(1) if t > 1 else x  # B*U, C
+        # one GEMM on the pooled rows: the coarse keys/values and one gate logit per head
+        kv, gate = torch.addmm(pool_b, pooled, pool_w).split([2 * hc * d, self.num_heads], dim=1)
+        qkv = torch.addmm(bias, x, w) if bias is not None else torch.mm(x, w)  # heads [q_f | q_c | k_f | v_f]
 
         if self.fine_attends:
-            # One GEMM for q (all heads) and the fine keys/values: heads [q_f | q_c | k_f | v_f].
-            qkv = F.linear(x, w, bias).view(n, t, -1, d).transpose(1, 2)  # B*U, H+2hf, T, d
-            q_f, q_c, k_f, v_f = qkv.split([hf, hc, hf, hf], dim=1)
+            q_f, q_c, k_f, v_f = qkv.view(n, t, -1, d).transpose(1, 2).split([hf, hc, hf, hf], dim=1)  # B*U, h, T, d
             if fine_bias is None:
                 fine_bias = self.fine_bias_table.take(self.fine_bias_index)  # 1, hf, T, T
             o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias.to(q_f.dtype), dropout_p=drop)
             o_fine = o_fine.transpose(1, 2)  # B*U, T, hf, d
         else:  # one token per unit: the fine output is the value, and no fine key is computed
-            q_c, o_fine = F.linear(x, w, bias).view(n, 1, -1, d).split([hc, hf], dim=2)
+            q_c, o_fine = qkv.view(n, 1, -1, d).split([hc, hf], dim=2)
             q_c = q_c.transpose(1, 2)  # B*U, hc, 1, d
         if coarse_bias is None:
             coarse_bias = coarse_biases([self.coarse_bias_table], plan)[0]
-        o_coarse = self._coarse(q_c, self.kv_coarse(pooled), plan, coarse_bias.to(q_c.dtype), drop)  # B*U, T, hc, d
+        o_coarse = self._coarse(q_c, kv, plan, coarse_bias.to(q_c.dtype), drop)  # B*U, T, hc, d
 
         out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
-        out = out * gate[:, self.head_group].view(n, 1, -1, 1)
+        out = torch.addcmul(out, out, gate.tanh().view(n, 1, -1, 1))  # each head times 1 + tanh(z_h)
         out = self.proj_drop(self.proj(out.view(n * t, c)))
         return out if len(shape) == 2 else out.view(shape)
 
