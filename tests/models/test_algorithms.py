@@ -80,6 +80,42 @@ def test_lambda_lat_zero_logs_latent_loss_only():
     assert 'loss_lat' in log
 
 
+@pytest.mark.parametrize('kind', ['CoMA', 'MAE'])
+def test_visible_loss_scores_the_units_the_encoder_saw(kind, monkeypatch):
+    """``visible_loss_weight=w`` adds w times the pixel loss of exactly the visible units, and it
+    enters the optimised sum; 0 (the default) adds nothing."""
+    torch.manual_seed(0)
+    model = build(kind, visible_loss_weight=0.5)
+    model.train()
+    masks, scored = [], []
+    original, head_loss = model.backbone.forward_masked, model.head.loss
+
+    def spy(x, mask, num_visible=None):
+        masks.append(mask.clone())
+        return original(x, mask, num_visible)
+
+    def spy_loss(pred, target):
+        scored.append((pred.detach().clone(), target.detach().clone()))
+        return head_loss(pred, target)
+    monkeypatch.setattr(model.backbone, 'forward_masked', spy)
+    monkeypatch.setattr(model.head, 'loss', spy_loss)
+    x = torch.randn(2, 3, 96, 96)
+    losses = model.loss(x)
+    units = x.unfold(2, 32, 32).unfold(3, 32, 32).permute(0, 2, 3, 1, 4, 5).reshape(2, 9, -1)
+    seen = [units[b][~masks[0][b].flatten()] for b in range(2)]
+    visible_pred, visible_target = scored[1]  # the hidden units' loss comes first
+    assert visible_target.shape[1] == 9 - round(model.mask_ratio * 9)
+    torch.testing.assert_close(visible_target, torch.stack(seen))
+    torch.testing.assert_close(losses['loss_pix_visible'], 0.5 * head_loss(visible_pred, visible_target))
+    total, _ = model.parse_losses(dict(losses))
+    expected = losses['loss_pix'] + losses['loss_pix_visible'] + losses.get('loss_lat', 0)
+    torch.testing.assert_close(total, expected)
+    assert losses['loss_pix_visible'].requires_grad
+    assert 'loss_pix_visible' not in build(kind).train().loss(x)
+    with pytest.raises(ValueError, match='visible_loss_weight'):
+        build(kind, visible_loss_weight=-1.0)
+
+
 def test_branches_see_complementary_units(monkeypatch):
     model = build()
     model.train()

@@ -129,6 +129,10 @@ class MAE(BaseModel):
         norm_pix: MAE's per-unit normalised pixel targets (the default of ``head``).
         head: config of the pixel head (``PixelReconstructionHead``: targets, ``norm_pix``, its
             loss); its keys override ``norm_pix``.
+        visible_loss_weight: weight of ``loss_pix_visible``, the same pixel loss on the units the
+            encoder saw (0, the default: MAE's loss on hidden units only; MAE's paper ablates a loss
+            on every patch). An option of issue 12's diagnosis: it asks every visible unit's latent
+            to keep its own content (docs/results.md).
         mask_seed: masks of training step ``s`` on rank ``r`` come from a generator seeded with
             ``(mask_seed, s, r)``; the step count is saved in checkpoints, so a resumed run draws
             exactly the masks an uninterrupted one would.
@@ -142,8 +146,12 @@ class MAE(BaseModel):
 
     def __init__(self, backbone: Dict, decoder: Dict, mask_ratio: float = 0.75, norm_pix: bool = True,
                  mask_seed: int = 0, compile: Union[bool, str, Dict] = False, head: Optional[Dict] = None,
-                 data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
+                 visible_loss_weight: float = 0.0, data_preprocessor: Optional[Dict] = None,
+                 init_cfg: Optional[Dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not visible_loss_weight >= 0:
+            raise ValueError(f'{type(self).__name__}: visible_loss_weight must be >= 0, got {visible_loss_weight}')
+        self.visible_loss_weight = float(visible_loss_weight)
         self.backbone = MODELS.build(backbone)
         self.unit = self.backbone.unit
         self.decoder = MODELS.build(self._decoder_cfg(decoder))
@@ -243,7 +251,18 @@ class MAE(BaseModel):
         visible = self.num_visible(inputs)
         decoded, target = self.reconstruct(inputs, mask, visible)
         hidden = visible_indices(~mask, mask[0].numel() - visible)  # B, K ascending
-        return dict(loss_pix=self.head.loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
+        losses = dict(loss_pix=self.head.loss(self.decoder.pixel_head(_rows(decoded, hidden)), _rows(target, hidden)))
+        self.add_visible_loss(losses, decoded, target, mask, visible)
+        return losses
+
+    def add_visible_loss(self, losses: Dict[str, torch.Tensor], decoded: torch.Tensor, units: torch.Tensor,
+                         mask: torch.Tensor, num_visible: int, ids_seen: Optional[torch.Tensor] = None) -> None:
+        """``losses['loss_pix_visible']``: the pixel loss on the units the encoder saw, times
+        ``visible_loss_weight`` (nothing when it is 0). ``ids_seen``: their row-major indices, if known."""
+        if self.visible_loss_weight > 0:
+            seen = visible_indices(mask, num_visible) if ids_seen is None else ids_seen
+            losses['loss_pix_visible'] = self.visible_loss_weight * self.head.loss(
+                self.decoder.pixel_head(_rows(decoded, seen)), _rows(units, seen))
 
     def monitor_only(self) -> Tuple[str, ...]:
         """The logged values that do not enter the optimised sum: :data:`MONITOR_ONLY`, and
@@ -308,6 +327,7 @@ class CoMA(MAE):
         head: as in :class:`MAE`.
         latent_head: config of the latent head (``LatentPredictionHead``: the distance to M_{t-1}'s
             latents and its weight); its keys override ``latent_loss`` and ``lambda_lat``.
+        visible_loss_weight: as in :class:`MAE` (M_t's pixel loss on the units it saw).
         data_preprocessor: mmengine data preprocessor config.
         init_cfg: mmengine init config.
     """
@@ -316,10 +336,11 @@ class CoMA(MAE):
                  momentum: float = 0.0, norm_pix: bool = True, latent_loss: str = 'cosine',
                  latent_target_norm: str = 'batch', mask_seed: int = 0, eval_interval: int = 10,
                  complement_schedule: str = 'iid', compile: Union[bool, str, Dict] = False,
-                 head: Optional[Dict] = None, latent_head: Optional[Dict] = None,
+                 head: Optional[Dict] = None, latent_head: Optional[Dict] = None, visible_loss_weight: float = 0.0,
                  data_preprocessor: Optional[Dict] = None, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(backbone, decoder, mask_ratio=mask_ratio, norm_pix=norm_pix, mask_seed=mask_seed,
-                         compile=compile, head=head, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+                         compile=compile, head=head, visible_loss_weight=visible_loss_weight,
+                         data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if complement_schedule not in ('iid', 'alternate'):
             raise ValueError(f"CoMA: complement_schedule must be 'iid' or 'alternate', got {complement_schedule!r}")
         if complement_schedule == 'alternate' and mask_ratio < 0.5:
@@ -429,6 +450,7 @@ class CoMA(MAE):
         decoded, units = self.reconstruct(inputs, mask, visible)
         decoded_hidden = _rows(decoded, ids_hidden)
         losses = dict(loss_pix=self.head.loss(self.decoder.pixel_head(decoded_hidden), _rows(units, ids_hidden)))
+        self.add_visible_loss(losses, decoded, units, mask, visible, ids_seen)
         # self._step was advanced by mask_noise: this step is self._step - 1
         monitor = not self.training or (self._step - 1) % self.eval_interval == 0
         if not self.latent_head.monitor_only or monitor:
