@@ -357,3 +357,25 @@ def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(masked, ref['masked_features'], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(masked_static, masked)
+
+
+def test_coarse_locality_prior_at_init():
+    """``coarse_locality=s`` starts every coarse table at ``-s * distance`` on top of the same random
+    init (0: the init as before); the state dict keeps its keys; a negative slope fails clearly."""
+    torch.manual_seed(0)
+    plain = DyViT('nano', coarse_window=3)
+    torch.manual_seed(0)
+    local = DyViT('nano', coarse_window=3, coarse_locality=0.5)
+    assert plain.state_dict().keys() == local.state_dict().keys()
+    distance = torch.tensor([[2 ** 0.5 * 2, 5 ** 0.5, 2, 5 ** 0.5, 2 ** 0.5 * 2],
+                             [5 ** 0.5, 2 ** 0.5, 1, 2 ** 0.5, 5 ** 0.5],
+                             [2, 1, 0, 1, 2],
+                             [5 ** 0.5, 2 ** 0.5, 1, 2 ** 0.5, 5 ** 0.5],
+                             [2 ** 0.5 * 2, 5 ** 0.5, 2, 5 ** 0.5, 2 ** 0.5 * 2]]).flatten()
+    for name, value in plain.state_dict().items():
+        if 'coarse_bias_table' in name:
+            torch.testing.assert_close(local.state_dict()[name], value - 0.5 * distance[:, None], msg=name)
+        else:
+            assert torch.equal(local.state_dict()[name], value), name
+    with pytest.raises(ValueError, match='coarse_locality'):
+        DyViT('nano', coarse_locality=-1.0)

@@ -212,6 +212,10 @@ class DyViT(BaseModule):
         out_indices: stages whose features :meth:`forward` returns.
         frozen_stages: freeze the stem and stages ``< frozen_stages`` (-1: nothing; 0: the stem).
         with_cp: activation checkpointing per block.
+        coarse_locality: a locality prior at init: every coarse relative-position table starts at
+            ``-coarse_locality * distance`` (in units) on top of its random init, so the coarse
+            attention starts local instead of uniform (0, the default: no prior). An option of issue
+            12's diagnosis (docs/results.md); a checkpoint's tables replace it.
         num_classes: deprecated: the backbone carries no classifier. A value > 0 builds the timm
             classification model (:class:`coma.models.timm_models.TimmDyViT`) instead, with a
             warning; use ``timm.create_model('dyvit_<arch>', num_classes=N)``.
@@ -236,8 +240,10 @@ class DyViT(BaseModule):
     def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,
                  coarse_window: int = 7, drop_path_rate: float = 0.0,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
-                 init_cfg: Optional[Dict] = None) -> None:
+                 coarse_locality: float = 0.0, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if not coarse_locality >= 0:
+            raise ValueError(f'DyViT: coarse_locality must be >= 0, got {coarse_locality}')
         self.arch = resolve_arch(arch)
         out_indices = tuple(out_indices) if isinstance(out_indices, (list, tuple)) else (out_indices,)
         if not out_indices or any(i not in range(NUM_STAGES) for i in out_indices):
@@ -265,6 +271,8 @@ class DyViT(BaseModule):
         self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
                              for i in out_indices]
         self.init_linears()
+        if coarse_locality:
+            self.add_coarse_locality(coarse_locality)
         self._freeze_stages()
 
     def init_linears(self) -> None:
@@ -275,6 +283,18 @@ class DyViT(BaseModule):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def add_coarse_locality(self, slope: float) -> None:
+        """Adds ``-slope * distance`` to every coarse relative-position table, row by row (the
+        Euclidean distance in units of the offset the row stands for)."""
+        w = self.coarse_window
+        offsets = torch.arange(2 * w - 1, dtype=torch.float32) - (w - 1)
+        distance = torch.hypot(offsets[:, None], offsets[None, :]).flatten()  # rows of coords_rel_index
+        for stage in self.stages:
+            for blk in stage.blocks:
+                table = blk.attn.coarse_bias_table
+                table.sub_(slope * distance.to(table)[:, None])
 
     def no_weight_decay(self) -> Set[str]:
         """Names of the parameters without weight decay (timm's convention; the pre-training and

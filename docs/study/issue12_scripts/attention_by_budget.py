@@ -1,8 +1,7 @@
 """Issue 12, sixth session: attention entropy, logit spread and gate of stages 2-3 of the seed-0 study checkpoints
 (coma.diagnosis.diagnose; 16 scikit-image photos at 224x224). Run from the repository root."""
-import json, torch
+import json
 from coma.diagnosis import diagnose, load_image_batch
-from coma.models import DyViT
 from coma.diagnosis import downstream_dyvit
 images = load_image_batch(None, 16, 224)
 for name in ['random_s0_e0', 'coma_s0_e2', 'coma_s0_e8', 'coma_s0_e16', 'mae_s0_e16']:
