@@ -164,10 +164,10 @@ def convert_pretrain_checkpoint(src: str, dst: str, backbone_cfg: Optional[Dict]
                                 clamp_offsets: bool = False) -> Dict:
     """Turns a CoMA/MAE pre-training checkpoint into a backbone-only checkpoint, verified.
 
-    Only M_t's encoder (``backbone.*``) is exported; the decoder, the frozen M_{t-1} and the
-    optimizer state are dropped. The result is loaded strictly (no unexpected keys, no shape
-    mismatch) into a freshly built backbone after it is written, so a checkpoint that would not load
-    downstream fails here, with the keys listed.
+    Only M_t's encoder (``backbone.*``) is exported; the decoder, the frozen M_{t-1}, DyViT's
+    ``masked_fusion`` heads and the optimizer state are dropped. The result is loaded strictly (no
+    unexpected keys, no shape mismatch) into a freshly built backbone after it is written, so a
+    checkpoint that would not load downstream fails here, with the keys listed.
 
     Args:
         src: the pre-training checkpoint (mmengine's ``epoch_N.pth``).
@@ -216,6 +216,9 @@ def convert_pretrain_checkpoint(src: str, dst: str, backbone_cfg: Optional[Dict]
     backbone_cfg.pop('init_cfg', None)
     if backbone_cfg.get('type') == 'DyViT':
         backbone_cfg['out_indices'] = (0, 1, 2, 3)  # the downstream contract; missing output norms are reported
+        # the multi-scale fusion heads feed the pre-training decoder only: not part of the backbone downstream
+        backbone_cfg.pop('masked_fusion', None)
+        weights = {k: v for k, v in weights.items() if not k.startswith('fusion_heads.')}
     os.makedirs(os.path.dirname(os.path.abspath(dst)) or '.', exist_ok=True)
     out = dict(state_dict=weights, meta=dict(source=os.path.abspath(src), backbone=backbone_cfg,
                                              epoch=meta.get('epoch'), iter=meta.get('iter'),

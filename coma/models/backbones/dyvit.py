@@ -216,6 +216,13 @@ class DyViT(BaseModule):
             ``-coarse_locality * distance`` (in units) on top of its random init, so the coarse
             attention starts local instead of uniform (0, the default: no prior). An option of issue
             12's diagnosis (docs/results.md); a checkpoint's tables replace it.
+        masked_fusion: multi-scale fusion in :meth:`forward_masked` (pre-training only), as Hiera's
+            MAE fuses its stages: each earlier stage's output over a unit (its ``T_i`` tokens, flattened)
+            goes through a linear head (``fusion_heads``, a convolution with kernel = stride = the unit)
+            to the last stage's width and is added to the last stage's output before its norm, so the
+            reconstruction reads every stage directly. False (the default): the last stage alone. The
+            heads are not part of the downstream backbone: the checkpoint converter drops them. An
+            option of issue 12's diagnosis (docs/results.md).
         num_classes: deprecated: the backbone carries no classifier. A value > 0 builds the timm
             classification model (:class:`coma.models.timm_models.TimmDyViT`) instead, with a
             warning; use ``timm.create_model('dyvit_<arch>', num_classes=N)``.
@@ -240,7 +247,7 @@ class DyViT(BaseModule):
     def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,
                  coarse_window: int = 7, drop_path_rate: float = 0.0,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
-                 coarse_locality: float = 0.0, init_cfg: Optional[Dict] = None) -> None:
+                 coarse_locality: float = 0.0, masked_fusion: bool = False, init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if not coarse_locality >= 0:
             raise ValueError(f'DyViT: coarse_locality must be >= 0, got {coarse_locality}')
@@ -268,6 +275,11 @@ class DyViT(BaseModule):
             drop_paths=dpr[i], downsample=i < NUM_STAGES - 1, with_cp=with_cp) for i in range(NUM_STAGES))
         for i in out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+        self.masked_fusion = bool(masked_fusion)
+        if self.masked_fusion:
+            tokens = [(UNIT // (STEM_STRIDE * 2 ** i)) ** 2 for i in range(NUM_STAGES - 1)]
+            self.fusion_heads = nn.ModuleList(nn.Linear(t * self.num_features[i], self.unit_dim)
+                                              for i, t in enumerate(tokens))
         self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
                              for i in out_indices]
         self.init_linears()
@@ -355,6 +367,15 @@ class DyViT(BaseModule):
         x = self.patch_embed(units.flatten(0, 1))  # B*U, C, 8, 8
         return self.embed_norm(x.flatten(2).transpose(1, 2)).view(-1, x.shape[1])
 
+    def _embed_image(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
+        """``(B, 3, 32*gh, 32*gw)`` -> the stage-1 token rows of :meth:`_embed` on all its units. The stem's
+        kernel equals its stride, so the whole image goes through it at once; then the map is laid out
+        unit-major (fewer ops than cutting the image into units first)."""
+        x = self.patch_embed(x)  # B, C, 8*gh, 8*gw
+        s = UNIT // STEM_STRIDE
+        x = x.view(x.shape[0], x.shape[1], grid[0], s, grid[1], s).permute(0, 2, 4, 3, 5, 1)  # B, gh, gw, s, s, C
+        return self.embed_norm(x.reshape(-1, x.shape[-1]))
+
     def _stage_plans(self, make, grid: Tuple[int, int], stages: int) -> List[Tuple[CoarsePlan, CoarsePlan]]:
         """The (unshifted, shifted) coarse plans of the first ``stages`` stages; ``make(shifted, tokens,
         heads)`` builds one. A grid that fits one window is never shifted: one plan serves every block."""
@@ -372,15 +393,15 @@ class DyViT(BaseModule):
         return plans
 
     def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
-             indices: Sequence[int]) -> List[torch.Tensor]:
-        """Runs the stages that ``plans`` cover (the first ``len(plans)``); returns the normed outputs
-        ``(B, U, T, C)`` of the stages in ``indices``."""
+             indices: Sequence[int], norm: bool = True) -> List[torch.Tensor]:
+        """Runs the stages that ``plans`` cover (the first ``len(plans)``); returns the outputs of the
+        stages in ``indices`` as unit-major rows ``(B*U*T, C)``, normed by their output norms (raw:
+        ``norm=False``)."""
         outs = []
         for i, (stage, plan) in enumerate(zip(self.stages, plans)):
             out, x = stage(x, plan)
             if i in indices:
-                p = plans[i][0]
-                outs.append(getattr(self, f'norm{i}')(out).view(p.batch, p.units, p.tokens, -1))
+                outs.append(getattr(self, f'norm{i}')(out) if norm else out)
         return outs
 
     def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, norm: bool = False,
@@ -409,11 +430,14 @@ class DyViT(BaseModule):
         grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
         plans = self._stage_plans(lambda shifted, t, heads: dense_plan(b, grid, self.coarse_window, shifted, x.device,
                                                                        t, heads), grid, max(indices) + 1)
-        outs = self._run(self._embed(image_to_units(x, UNIT)), plans, indices)
+        outs = self._run(self._embed_image(x, grid), plans, indices)
         maps = []
         for i, out in zip(indices, outs):
             r = STEM_STRIDE * 2 ** i
-            maps.append(tokens_to_map(out, grid, UNIT // r)[..., :-(-h // r), :-(-w // r)].contiguous())
+            out = tokens_to_map(out, grid, UNIT // r)
+            if out.shape[-2:] != (-(-h // r), -(-w // r)):  # cut the padding off
+                out = out[..., :-(-h // r), :-(-w // r)]
+            maps.append(out.contiguous())
         return maps if intermediates_only else (maps[-1], maps)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -443,7 +467,8 @@ class DyViT(BaseModule):
 
         Returns:
             ``(B, N_visible, C_last)``: last-stage features of the visible units, row-major order,
-            normed by the last output norm.
+            normed by the last output norm (with ``masked_fusion``: the sum of the last stage's output
+            and the fusion heads' of the earlier stages, then the norm).
         """
         b, _, h, w = x.shape
         grid = (h // UNIT, w // UNIT)
@@ -459,4 +484,11 @@ class DyViT(BaseModule):
         shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
         rels = {shifted: masked_rel_index(ids, grid, self.coarse_window, shifted) for shifted in shifts}
         plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
-        return self._run(self._embed(units), plans, (NUM_STAGES - 1,))[0][:, :, 0]  # B, N, C_last (T = 1)
+        last, n = NUM_STAGES - 1, ids.shape[1]
+        if not self.masked_fusion:
+            return self._run(self._embed(units), plans, (last,))[0].view(b, n, -1)  # B, N, C_last (T = 1)
+        outs = self._run(self._embed(units), plans, range(NUM_STAGES), norm=False)  # rows B*N*T_i, C_i
+        fused = outs[last].view(b, n, -1)
+        for head, out in zip(self.fusion_heads, outs[:last]):
+            fused = fused + head(out.view(b, n, -1))  # a unit's T_i tokens, row-major, then channels
+        return getattr(self, f'norm{last}')(fused)

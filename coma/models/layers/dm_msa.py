@@ -80,7 +80,7 @@ def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
     """
     g, length, _ = rel.shape
     head = torch.arange(heads, device=rel.device).view(1, heads, 1, 1, 1)
-    return rel.view(g, 1, length, 1, length) * heads + head  # G, heads, L, 1, L
+    return torch.add(head, rel.view(g, 1, length, 1, length), alpha=heads)  # rel * heads + head: G, heads, L, 1, L
 
 
 _DENSE_PLANS: Dict[tuple, CoarsePlan] = {}
@@ -248,10 +248,10 @@ def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequen
         matrix product each for all of them.
     """
     signs = layers[0].gate_signs  # H, 2: (1/2, -1/2) for fine heads, (-1/2, 1/2) for coarse ones
-    m, (_, c) = len(layers), layers[0].gate.weight.shape
-    weights = torch.stack([layer.gate.weight for layer in layers], 1).view(2, m * c)  # 2, m*C
+    c = layers[0].gate.weight.shape[1]
+    weights = torch.cat([layer.gate.weight for layer in layers], 1)  # 2, m*C
     biases = torch.stack([layer.gate.bias for layer in layers], 1)  # 2, m
-    return (signs @ weights).view(-1, m, c).unbind(1), (signs @ biases).unbind(1)
+    return (signs @ weights).split(c, dim=1), (signs @ biases).unbind(1)
 
 
 def fused_weights(layers: Sequence['DMMSA']) -> List[Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor,

@@ -69,17 +69,17 @@ def tokens_to_map(x: torch.Tensor, grid: Tuple[int, int], side: int) -> torch.Te
     """Turns unit-major tokens of a full grid into an NCHW feature map.
 
     Args:
-        x: ``(B, gh*gw, s*s, C)`` unit-major tokens.
+        x: ``(B, gh*gw, s*s, C)`` unit-major tokens, or the same as rows ``(B*gh*gw*s*s, C)``.
         grid: ``(gh, gw)`` units.
         side: tokens per unit side ``s``.
 
     Returns:
         ``(B, C, gh*s, gw*s)``.
     """
-    b, c, s = x.shape[0], x.shape[-1], side
+    c, s = x.shape[-1], side
     gh, gw = grid
-    x = x.reshape(b, gh, gw, s, s, c).permute(0, 5, 1, 3, 2, 4)
-    return x.reshape(b, c, gh * s, gw * s)
+    x = x.reshape(-1, gh, gw, s, s, c).permute(0, 5, 1, 3, 2, 4)
+    return x.reshape(-1, c, gh * s, gw * s)
 
 
 def visible_indices(mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
