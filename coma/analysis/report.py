@@ -67,7 +67,8 @@ METRICS = (('det', 'coco/bbox_mAP', 'bbox_mAP'), ('det', 'coco/segm_mAP', 'segm_
 
 
 def summarise(work: str, seeds: Sequence[int]) -> List[Dict]:
-    """One row per (task, init, metric) with the mean and sample std over the seeds that finished."""
+    """One row per (task, init, metric) with the mean and sample std over the seeds that finished
+    (std None for a single seed: a sample std needs two)."""
     rows = []
     for task, key, metric in METRICS:
         for init in ('coma', 'mae', 'scratch'):
@@ -81,7 +82,7 @@ def summarise(work: str, seeds: Sequence[int]) -> List[Dict]:
                         values.append(float(m[key]))
             if values:
                 rows.append(dict(task=task, init=init, metric=metric, mean=statistics.fmean(values),
-                                 std=statistics.stdev(values) if len(values) > 1 else 0.0, seeds=got, values=values))
+                                 std=statistics.stdev(values) if len(values) > 1 else None, seeds=got, values=values))
     return rows
 
 
@@ -92,5 +93,6 @@ def print_results(rows: List[Dict], arch: str) -> None:
     for r in rows:
         model = 'Mask R-CNN' if r['task'] == 'det' else 'UperNet'
         fmt = (lambda v: f'{v:.3f}') if r['metric'] != 'mIoU' else (lambda v: f'{v:.1f}')  # noqa: E731
-        print(f"| {model} | {names[r['init']]} | {r['metric']} | {fmt(r['mean'])} ± {fmt(r['std'])} | "
+        std = 'n/a (one seed)' if r['std'] is None else fmt(r['std'])
+        print(f"| {model} | {names[r['init']]} | {r['metric']} | {fmt(r['mean'])} ± {std} | "
               f"{', '.join(map(str, r['seeds']))} ({', '.join(fmt(v) for v in r['values'])}) |")

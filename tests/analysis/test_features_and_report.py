@@ -40,6 +40,10 @@ def test_report_reads_the_metrics_of_every_seed(tmp_path, capsys):
     assert len(rows) == 1 and rows[0]['seeds'] == [0, 1] and abs(rows[0]['mean'] - 0.2) < 1e-9
     print_results(rows, 'DyViT-N, demo data')
     assert '| Mask R-CNN | CoMA pre-trained | bbox_mAP | 0.200 ± 0.141 | 0, 1 (0.100, 0.300) |' in capsys.readouterr().out
+    one = summarise(str(tmp_path), [1])  # a single seed has no sample std: none is printed or written
+    assert one[0]['std'] is None
+    print_results(one, 'DyViT-N, demo data')
+    assert '| bbox_mAP | 0.300 ± n/a (one seed) | 1 (0.300) |' in capsys.readouterr().out
     run = tmp_path / 'work' / '20261130_000000'
     run.mkdir(parents=True)
     (run / '20261130_000000.json').write_text(json.dumps({'mIoU': 61.0}))
