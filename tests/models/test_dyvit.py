@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from coma.analysis import count_flops, count_params
-from coma.models.backbones.dyvit import ARCH_SETTINGS, UNIT, DyViT, PatchMerging, resolve_arch
+from coma.models.backbones.dyvit import ARCH_SETTINGS, DyViT, PatchMerging, resolve_arch
 from coma.models.layers.dm_msa import DMMSA, dense_plan, masked_plan
-from coma.models.layers.units import image_to_units
 
 ARCHS = list(ARCH_SETTINGS)
 BUDGETS = {  # (max params, max GMACs) at 224x224, SPEC section 3.5
@@ -159,7 +158,7 @@ def test_stem_and_merges_stay_inside_units():
     y = x.clone()
     y[..., :32, :32] = torch.randn(1, 3, 32, 32)  # unit 0 changes
     with torch.no_grad():
-        ta, tb = (m._embed(image_to_units(v, UNIT)) for v in (x, y))
+        ta, tb = (m._embed_image(v, (2, 2)) for v in (x, y))
         for stage in m.stages[:-1]:
             assert isinstance(stage.downsample, PatchMerging)
             ta, tb = stage.downsample(ta), stage.downsample(tb)

@@ -24,9 +24,9 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, coarse_biases, dense_plan, fine_bias_index, fused_weights,
+from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index, fused_weights,
                              masked_rel_index, plan_for_stage)
-from ..layers.units import image_to_units, pad_to_multiple, tokens_to_map, visible_indices
+from ..layers.units import pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -102,7 +102,11 @@ class DyViTBlock(nn.Module):
     def forward(self, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None) -> torch.Tensor:
         """x: ``(B*U*T, C)`` unit-major rows -> the same (``gathered``: see :meth:`DMMSA.forward`)."""
         x = x + self._drop(self.attn(self.norm1(x), plan, gathered), plan.batch)
-        return x + self._drop(self.mlp(self.norm2(x)), plan.batch)
+        if gathered is None or gathered.fc1_weight is None:
+            return x + self._drop(self.mlp(self.norm2(x)), plan.batch)
+        # the MLP with the stage's transposed weights (timm's Mlp without its zero dropouts)
+        h = self.mlp.act(torch.addmm(gathered.fc1_bias, self.norm2(x), gathered.fc1_weight))
+        return x + self._drop(torch.addmm(gathered.fc2_bias, h, gathered.fc2_weight), plan.batch)
 
     def _drop(self, y: torch.Tensor, batch: int) -> torch.Tensor:
         """Drop path per sample (rows are grouped by sample first)."""
@@ -142,6 +146,9 @@ class DyViTStage(nn.Module):
     table kind and coarse plan, and the weights of their ``q``/``kv_fine`` GEMMs with one ``cat``
     (not six small ops per block, a ninth of DyViT-B's ATen ops; issue 11).
     """
+    #: Pack the output projections and MLPs with the attention weights (:func:`fused_weights`'s ``pack``):
+    #: None (auto: under autocast or off the CPU), or True / False to force it (tests, benchmarks).
+    pack_weights: Optional[bool] = None
 
     def __init__(self, dim: int, depth: int, num_heads: int, fine_heads: int, unit_side: int,
                  coarse_window: int, mlp_ratio: float, drop_paths: Sequence[float], downsample: bool,
@@ -168,20 +175,24 @@ class DyViTStage(nn.Module):
         return (depth + 1) // 2 * coarse_heads, max(1, depth // 2) * coarse_heads
 
     def _gather(self, plans: Tuple[CoarsePlan, CoarsePlan]) -> List[Gathered]:
-        """Per block, its relative-position biases and fused ``q``/``kv_fine`` weights."""
+        """Per block, its relative-position biases and the transposed weights of its GEMMs (under autocast
+        cast once per stage to the autocast dtype, as the attention and the GEMMs would cast them)."""
         attns = [blk.attn for blk in self.blocks]
+        dtype = autocast_dtype(attns[0].proj.weight)
         fine: List[Optional[torch.Tensor]] = [None] * len(attns)
         if self.fine_bias_index is not None:
             table = torch.cat([a.fine_bias_table for a in attns], 1)  # rows, depth * hf
+            table = table.to(dtype) if dtype is not None else table
             fine = list(table.take(self.fine_bias_index).split(self.fine_heads, dim=1))
         coarse: List[Optional[torch.Tensor]] = [None] * len(attns)
         shared = plans[0] is plans[1]
         for shifted, plan in enumerate(plans[:1] if shared else plans):
             members = [i for i, blk in enumerate(self.blocks) if shared or int(blk.shifted) == shifted]
             if members:
-                for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan)):
+                for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan, dtype)):
                     coarse[i] = bias
-        return [Gathered(f, c, *weights) for f, c, weights in zip(fine, coarse, fused_weights(attns))]
+        weights = fused_weights(attns, [blk.mlp for blk in self.blocks], self.pack_weights)
+        return [g._replace(fine_bias=f, coarse_bias=c) for f, c, g in zip(fine, coarse, weights)]
 
     def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
         """Returns the stage output (before merging) and the input of the next stage.
@@ -362,19 +373,17 @@ class DyViT(BaseModule):
         self._freeze_stages()
         return self
 
-    def _embed(self, units: torch.Tensor) -> torch.Tensor:
-        """``(B, U, 3, 32, 32)`` unit crops -> ``(B*U*64, C)`` stage-1 token rows."""
-        x = self.patch_embed(units.flatten(0, 1))  # B*U, C, 8, 8
-        return self.embed_norm(x.flatten(2).transpose(1, 2)).view(-1, x.shape[1])
-
-    def _embed_image(self, x: torch.Tensor, grid: Tuple[int, int]) -> torch.Tensor:
-        """``(B, 3, 32*gh, 32*gw)`` -> the stage-1 token rows of :meth:`_embed` on all its units. The stem's
-        kernel equals its stride, so the whole image goes through it at once; then the map is laid out
-        unit-major (fewer ops than cutting the image into units first)."""
+    def _embed_image(self, x: torch.Tensor, grid: Tuple[int, int], ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``(B, 3, 32*gh, 32*gw)`` -> stage-1 token rows ``(B*U*64, C)``, unit-major, of every unit, or of the
+        units ``ids`` ``(B, N)`` only. The stem's kernel equals its stride and never crosses a unit, so the
+        whole image goes through it at once (fewer ops than cutting the image into units first); the
+        visible units are gathered before the norm."""
         x = self.patch_embed(x)  # B, C, 8*gh, 8*gw
-        s = UNIT // STEM_STRIDE
-        x = x.view(x.shape[0], x.shape[1], grid[0], s, grid[1], s).permute(0, 2, 4, 3, 5, 1)  # B, gh, gw, s, s, C
-        return self.embed_norm(x.reshape(-1, x.shape[-1]))
+        s, c = UNIT // STEM_STRIDE, x.shape[1]
+        x = x.view(x.shape[0], c, grid[0], s, grid[1], s).permute(0, 2, 4, 3, 5, 1)  # B, gh, gw, s, s, C
+        if ids is not None:  # B, U, s*s*C -> the rows of the visible units
+            x = torch.gather(x.reshape(x.shape[0], -1, s * s * c), 1, ids[:, :, None].expand(-1, -1, s * s * c))
+        return self.embed_norm(x.reshape(-1, c))
 
     def _stage_plans(self, make, grid: Tuple[int, int], stages: int) -> List[Tuple[CoarsePlan, CoarsePlan]]:
         """The (unshifted, shifted) coarse plans of the first ``stages`` stages; ``make(shifted, tokens,
@@ -478,16 +487,18 @@ class DyViT(BaseModule):
         if NUM_STAGES - 1 not in self.out_indices:
             raise ValueError('DyViT.forward_masked needs the last stage in out_indices')
         ids = visible_indices(mask, num_visible)  # B, N
-        units = image_to_units(x, UNIT)
-        units = torch.gather(units, 1, ids[:, :, None, None, None].expand(-1, -1, *units.shape[2:]))
+        last, n = NUM_STAGES - 1, ids.shape[1]
         # built once per forward for all blocks; a grid that fits one window is never shifted
         shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
-        rels = {shifted: masked_rel_index(ids, grid, self.coarse_window, shifted) for shifted in shifts}
+        rels = {}
+        for shifted in shifts:
+            rel, masked = masked_rel_index(ids, grid, self.coarse_window, shifted)
+            rels[shifted] = rel.view(b, 1, n, 1, n), masked  # the view every stage's plan reads
         plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
-        last, n = NUM_STAGES - 1, ids.shape[1]
+        tokens = self._embed_image(x, grid, ids)
         if not self.masked_fusion:
-            return self._run(self._embed(units), plans, (last,))[0].view(b, n, -1)  # B, N, C_last (T = 1)
-        outs = self._run(self._embed(units), plans, range(NUM_STAGES), norm=False)  # rows B*N*T_i, C_i
+            return self._run(tokens, plans, (last,))[0].view(b, n, -1)  # B, N, C_last (T = 1)
+        outs = self._run(tokens, plans, range(NUM_STAGES), norm=False)  # rows B*N*T_i, C_i
         fused = outs[last].view(b, n, -1)
         for head, out in zip(self.fusion_heads, outs[:last]):
             fused = fused + head(out.view(b, n, -1))  # a unit's T_i tokens, row-major, then channels

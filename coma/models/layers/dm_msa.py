@@ -27,7 +27,7 @@ which read the same pooled rows), one fused SDPA call per head group with a bias
 is 1 (GPU kernels reject others), and weighs its heads with one ``tanh`` and one ``addcmul``.
 """
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -74,17 +74,32 @@ def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
 
 
 def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
-    """``(G, L, L)`` table rows -> ``(G, heads, L, 1, L)`` flat indices into a ``(rows, heads)`` table.
+    """``(G, L, L)`` table rows (or their ``(G, 1, L, 1, L)`` view) -> ``(G, heads, L, 1, L)`` flat indices
+    into a ``(rows, heads)`` table.
 
     Every token of a query unit shares that unit's row of offsets (``tokens`` is checked by the layer).
     """
-    g, length, _ = rel.shape
-    head = torch.arange(heads, device=rel.device).view(1, heads, 1, 1, 1)
-    return torch.add(head, rel.view(g, 1, length, 1, length), alpha=heads)  # rel * heads + head: G, heads, L, 1, L
+    if rel.dim() == 3:
+        rel = rel.view(rel.shape[0], 1, rel.shape[1], 1, rel.shape[2])
+    return torch.add(_cached(('heads', heads), rel.device, lambda: torch.arange(heads, device=rel.device).view(
+        1, heads, 1, 1, 1)), rel, alpha=heads)  # rel * heads + head: G, heads, L, 1, L
 
 
-_DENSE_PLANS: Dict[tuple, CoarsePlan] = {}
-_DENSE_PLANS_MAX = 64  # distinct (batch, grid, ...) keys kept; detection sees a few sizes per run
+_CACHE: Dict[tuple, Any] = {}
+_CACHE_MAX = 64  # distinct keys kept; detection sees a few sizes per run
+
+
+def _cached(key: tuple, device: torch.device, make: Callable[[], Any]) -> Any:
+    """``make()``, a constant of ``key`` on ``device`` (plans, index tensors), kept between forwards
+    (under ``torch.compile`` it is built in the graph, which folds it)."""
+    if torch.compiler.is_compiling():
+        return make()
+    key = key + (str(device),)
+    if key not in _CACHE:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = make()
+    return _CACHE[key]
 
 
 def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
@@ -106,16 +121,9 @@ def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, de
     Returns:
         The :class:`CoarsePlan`.
     """
-    key = (batch, tuple(grid), window, shifted, tokens, heads, str(device))
-    compiling = torch.compiler.is_compiling()
-    if not compiling and key in _DENSE_PLANS:
-        return _DENSE_PLANS[key]
-    plan = _build_dense_plan(batch, grid, window, shifted, torch.device(device), tokens, heads)
-    if not compiling:
-        if len(_DENSE_PLANS) >= _DENSE_PLANS_MAX:
-            _DENSE_PLANS.pop(next(iter(_DENSE_PLANS)))
-        _DENSE_PLANS[key] = plan
-    return plan
+    device = torch.device(device)
+    return _cached(('dense', batch, tuple(grid), window, shifted, tokens, heads), device,
+                   lambda: _build_dense_plan(batch, grid, window, shifted, device, tokens, heads))
 
 
 def _build_dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
@@ -170,34 +178,52 @@ def masked_rel_index(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int,
                      shifted: bool) -> Tuple[torch.Tensor, bool]:
     """``(B, N, N)`` coarse-table rows between the visible units (``(2w-1)**2`` = may not attend).
 
-    Shared by the stages of one masked forward; :func:`masked_plan` expands it per stage.
+    Read with one gather from the rows of every pair of units of the full grid (:func:`grid_rel_index`,
+    cached). Shared by the stages of one masked forward; :func:`masked_plan` expands it per stage.
 
     Returns:
         The rows and whether any pair is masked.
     """
-    gh, gw = grid
-    coords = torch.stack([ids_keep // gw, ids_keep % gw], dim=-1)  # B, N, 2
+    table, masked = grid_rel_index(grid, window, shifted, ids_keep.device)
+    return table[ids_keep[:, :, None], ids_keep[:, None, :]], masked
+
+
+def grid_rel_index(grid: Tuple[int, int], window: int, shifted: bool,
+                   device: torch.device) -> Tuple[torch.Tensor, bool]:
+    """``(U, U)`` coarse-table rows between every pair of units of a ``(gh, gw)`` grid, row-major, with the
+    windows of :func:`dense_plan` (``(2w-1)**2`` = not in one window), and whether any pair is masked."""
     (wh, sh), (ww, sw) = (_window_split(g, window, shifted) for g in grid)
-    if wh == gh and ww == gw:  # the whole grid is one window: attend over all visible units
-        return coords_rel_index(coords, window), False
-    win = torch.stack([(coords[..., 0] + sh) // wh, (coords[..., 1] + sw) // ww], -1)
-    same = (win[:, :, None, :] == win[:, None, :, :]).all(-1)  # B, N, N
-    local = torch.stack([(coords[..., 0] + sh) % wh, (coords[..., 1] + sw) % ww], -1)
-    return torch.where(same, coords_rel_index(local, window), (2 * window - 1) ** 2), True
+    gh, gw = grid
+    one_window = wh == gh and ww == gw
+
+    def make() -> torch.Tensor:
+        ids = torch.arange(gh * gw, device=device)
+        coords = torch.stack([ids // gw, ids % gw], dim=-1)  # U, 2
+        if one_window:  # the whole grid is one window: every pair attends
+            return coords_rel_index(coords, window)
+        win = torch.stack([(coords[:, 0] + sh) // wh, (coords[:, 1] + sw) // ww], -1)
+        same = (win[:, None, :] == win[None, :, :]).all(-1)  # U, U
+        local = torch.stack([(coords[:, 0] + sh) % wh, (coords[:, 1] + sw) % ww], -1)
+        return torch.where(same, coords_rel_index(local, window), (2 * window - 1) ** 2)
+
+    return _cached(('grid_rel', gh, gw, window, shifted), device, make), not one_window
 
 
 def plan_for_stage(rel: torch.Tensor, masked: bool, tokens: int, heads: int) -> CoarsePlan:
-    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`."""
-    return CoarsePlan(rel.shape[0], rel.shape[1], tokens, heads, _bias_index(rel, tokens, heads), masked)
+    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`, ``(B, N, N)``
+    or their ``(B, 1, N, 1, N)`` view (which the stages of one forward can share)."""
+    return CoarsePlan(rel.shape[0], rel.shape[-1], tokens, heads, _bias_index(rel, tokens, heads), masked)
 
 
-def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan) -> List[torch.Tensor]:
+def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan,
+                  dtype: Optional[torch.dtype] = None) -> List[torch.Tensor]:
     """The coarse biases of the layers that share ``plan``, gathered with one ``take``.
 
     Args:
         tables: each layer's ``(rows, hc)`` coarse bias table; the plan is built for
             ``heads = len(tables) * hc``.
         plan: the coarse grouping.
+        dtype: cast the tables to it first (once, not per layer; None: keep theirs).
 
     Returns:
         Per layer, ``(G or 1, hc, L*T, L)`` with last stride 1: each query unit's row of offsets
@@ -207,6 +233,7 @@ def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan) -> List[torc
     if plan.heads != hc * len(tables):
         raise ValueError(f'coarse_biases: plan built for {plan.heads} heads, tables hold {len(tables)} x {hc}')
     table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*hc
+    table = table.to(dtype) if dtype is not None else table
     if plan.masked:  # one extra row for the pairs that may not attend
         table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
     bias = table.take(plan.bias_index)  # G|1, m*hc, L, 1, L
@@ -216,16 +243,20 @@ def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan) -> List[torc
 
 
 class Gathered(NamedTuple):
-    """What a stage gathers for one DM-MSA layer before running its blocks (None: the layer gathers it).
+    """What a stage gathers for one block before running its blocks (None: the layer gathers it).
+
+    Weights are transposed, ``(in, out)``, for ``addmm``, and cast once per stage to the autocast
+    dtype when autocast is on (:func:`fused_weights`).
 
     Attributes:
         fine_bias: ``(1, hf, T, T)`` fine relative-position bias.
         coarse_bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
-        weight: ``(C, rows)``, transposed for ``addmm``: ``q`` and the used part of ``kv_fine``
-            (the token GEMM), from :func:`fused_weights`.
+        weight: ``(C, rows)``: ``q`` and the used part of ``kv_fine`` (the token GEMM).
         bias: its bias (None without ``qkv_bias``).
         pool_weight: ``(C, rows)``: ``kv_coarse`` and the per-head gate rows (the pooled GEMM).
         pool_bias: its bias.
+        proj_weight, proj_bias: the output projection.
+        fc1_weight, fc1_bias, fc2_weight, fc2_bias: the block's MLP (None: the block runs its ``mlp``).
     """
     fine_bias: Optional[torch.Tensor] = None
     coarse_bias: Optional[torch.Tensor] = None
@@ -233,6 +264,12 @@ class Gathered(NamedTuple):
     bias: Optional[torch.Tensor] = None
     pool_weight: Optional[torch.Tensor] = None
     pool_bias: Optional[torch.Tensor] = None
+    proj_weight: Optional[torch.Tensor] = None
+    proj_bias: Optional[torch.Tensor] = None
+    fc1_weight: Optional[torch.Tensor] = None
+    fc1_bias: Optional[torch.Tensor] = None
+    fc2_weight: Optional[torch.Tensor] = None
+    fc2_bias: Optional[torch.Tensor] = None
 
 
 def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]:
@@ -245,41 +282,80 @@ def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequen
 
     Returns:
         Per layer of ``layers`` (same heads), the ``(H, C)`` weights and ``(H,)`` biases, made with one
-        matrix product each for all of them.
+        matrix product for all of them.
     """
     signs = layers[0].gate_signs  # H, 2: (1/2, -1/2) for fine heads, (-1/2, 1/2) for coarse ones
     c = layers[0].gate.weight.shape[1]
-    weights = torch.cat([layer.gate.weight for layer in layers], 1)  # 2, m*C
     biases = torch.stack([layer.gate.bias for layer in layers], 1)  # 2, m
-    return (signs @ weights).split(c, dim=1), (signs @ biases).unbind(1)
+    with torch.autocast(signs.device.type, enabled=False):  # in the weights' dtype: they are cast with the rest
+        rows = (signs @ torch.cat([layer.gate.weight for layer in layers] + [biases], 1)).split(c, dim=1)  # H, m*C + m
+    return rows[:len(layers)], rows[len(layers)].unbind(1)
 
 
-def fused_weights(layers: Sequence['DMMSA']) -> List[Tuple[torch.Tensor, Optional[torch.Tensor], torch.Tensor,
-                                                            torch.Tensor]]:
-    """Per layer, the weights of its two GEMMs, made with one ``cat`` for all ``layers`` and transposed
-    once (``(C, rows)`` for ``addmm``): ``(weight, bias, pool_weight, pool_bias)``.
+def autocast_dtype(t: torch.Tensor) -> Optional[torch.dtype]:
+    """The dtype autocast would cast ``t`` to for a matrix product here, or None (autocast off)."""
+    kind = t.device.type
+    if kind in ('cuda', 'cpu', 'xpu', 'mps') and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return None
+
+
+def fused_weights(layers: Sequence['DMMSA'], mlps: Sequence[nn.Module] = (),
+                  pack: Optional[bool] = None) -> List[Gathered]:
+    """Per layer, the transposed weights and the biases of its GEMMs (:class:`Gathered`, biases of the
+    relative positions left None), made for all ``layers`` with one ``cat`` and one transpose of the
+    ``(rows, C)`` weights, one of the MLPs' ``fc2`` weights and one of the biases (not one transpose
+    per ``nn.Linear``), and, under autocast, one cast each (not one per weight and bias):
 
     * the token GEMM: ``q`` and the fine keys/values (they read the same input), heads
       ``[q_f | q_c | k_f | v_f]``; at one token per unit ``[q_c | v_f]`` (the fine key is never used);
-    * the pooled GEMM: ``kv_coarse`` and the per-head gate logits of :func:`gate_rows`.
+    * the pooled GEMM: ``kv_coarse`` and the per-head gate logits of :func:`gate_rows`;
+    * with ``pack`` (None: under autocast, or off the CPU): the output projection ``proj``, and with
+      ``mlps`` (one per layer, timm's ``Mlp``) ``fc1`` and ``fc2``; else their fields stay None and the
+      layers run their own ``nn.Linear``.
+
+    Packing them costs a copy of their weights per forward (and of their gradients in the backward)
+    and saves a transpose per ``nn.Linear``, and under autocast a cast per weight and bias. On a GPU
+    a copy is cheap and every op is a launch; under autocast each GEMM would copy its weight anyway.
+    On a CPU in float32 the copies cost more than the views save (measured: DyViT-B's masked forward
+    28% slower, forward+backward 13%), so there they are not packed.
     """
     pieces = [layer._qkv_pieces() for layer in layers]
     gate_w, gate_b = gate_rows(layers)
-    rows = []
-    for (q, kv, _, _), layer, g in zip(pieces, layers, gate_w):
-        rows += [q, kv, layer.kv_coarse.weight, g]
-    sizes = [n for q, kv, _, _ in pieces for n in (q.shape[0] + kv.shape[0], layers[0].pool_rows)]
-    weights = torch.cat(rows).t().split(sizes, dim=1)  # C, rows_i each
     has_bias = pieces[0][2] is not None
-    if has_bias:
-        parts = []
-        for (_, _, qb, kvb), layer, g in zip(pieces, layers, gate_b):
-            parts += [qb, kvb, layer.kv_coarse.bias, g]
-        biases = torch.cat(parts).split(sizes)
-    else:  # no bias on q and the key/value projections: the pooled bias is the gate's alone
-        width = layers[0].pool_rows
-        biases = [b for g in gate_b for b in (None, F.pad(g, (width - g.shape[0], 0)))]
-    return [(weights[2 * i], biases[2 * i], weights[2 * i + 1], biases[2 * i + 1]) for i in range(len(layers))]
+    dtype = autocast_dtype(layers[0].proj.weight)
+    outer = pack if pack is not None else (dtype is not None or layers[0].proj.weight.device.type != 'cpu')
+    mlps = list(mlps) if outer else []
+    weights, biases = [], []  # (layer, field, the tensors concatenated into it), in order
+    for i, ((q, kv, qb, kvb), layer, gw, gb) in enumerate(zip(pieces, layers, gate_w, gate_b)):
+        weights += [(i, 'weight', [q, kv]), (i, 'pool_weight', [layer.kv_coarse.weight, gw])]
+        if has_bias:
+            biases += [(i, 'bias', [qb, kvb]), (i, 'pool_bias', [layer.kv_coarse.bias, gb])]
+        else:  # no bias on q and the key/value projections: the pooled bias is the gate's alone
+            biases.append((i, 'pool_bias', [F.pad(gb, (layer.pool_rows - gb.shape[0], 0))]))
+        if outer:
+            weights.append((i, 'proj_weight', [layer.proj.weight]))
+            biases.append((i, 'proj_bias', [layer.proj.bias]))
+        if mlps:
+            weights.append((i, 'fc1_weight', [mlps[i].fc1.weight]))
+            biases += [(i, 'fc1_bias', [mlps[i].fc1.bias]), (i, 'fc2_bias', [mlps[i].fc2.bias])]
+
+    def pack(groups, transpose: bool) -> List[torch.Tensor]:
+        """One cat (and cast) of all groups' tensors along dim 0, split back per group (transposed once)."""
+        flat = torch.cat([t for _, _, ts in groups for t in ts])
+        flat = flat.to(dtype) if dtype is not None else flat
+        sizes = [sum(t.shape[0] for t in ts) for _, _, ts in groups]
+        return list(flat.t().split(sizes, dim=1) if transpose else flat.split(sizes))
+
+    fields: List[Dict[str, torch.Tensor]] = [{} for _ in layers]
+    for (i, name, _), t in zip(weights + biases, pack(weights, True) + pack(biases, False)):
+        fields[i][name] = t
+    if mlps:  # fc2 weights (C, hidden): side by side along dim 1, then one transpose
+        fc2 = torch.cat([m.fc2.weight for m in mlps], 1)
+        fc2 = fc2.to(dtype) if dtype is not None else fc2
+        for f, t in zip(fields, fc2.t().split(mlps[0].fc2.weight.shape[1])):
+            f['fc2_weight'] = t
+    return [Gathered(**f) for f in fields]
 
 
 def fine_bias_index(unit_side: int, heads: int) -> torch.Tensor:
@@ -365,9 +441,11 @@ class DMMSA(nn.Module):
         Returns:
             The same shape as ``x``.
         """
-        fine_bias, coarse_bias, w, bias, pool_w, pool_b = gathered if gathered is not None else Gathered()
-        if w is None:
-            (w, bias, pool_w, pool_b), = fused_weights([self])
+        if gathered is None or gathered.weight is None:
+            fused = fused_weights([self])[0]
+            gathered = fused if gathered is None else gathered._replace(**{k: v for k, v in fused._asdict().items()
+                                                                             if v is not None})
+        fine_bias, coarse_bias, w, bias, pool_w, pool_b = gathered[:6]
         b, u, t = plan.batch, plan.units, self.tokens
         heads = self.coarse_heads if coarse_bias is None else coarse_bias.shape[1]
         if plan.tokens != t or (coarse_bias is None and plan.heads != self.coarse_heads) or heads != self.coarse_heads:
@@ -378,6 +456,7 @@ class DMMSA(nn.Module):
         hf, hc, d = self.fine_heads, self.coarse_heads, self.head_dim
         drop = self.attn_drop if self.training else 0.0
         x = x.reshape(n * t, c) if x.dim() != 2 else x
+        x = x.to(w.dtype)  # under autocast: one cast for both GEMMs (the pooled rows are averaged in it)
         pooled = x.view(n, t, c).mean(1) if t > 1 else x  # B*U, C
         # one GEMM on the pooled rows: the coarse keys/values and one gate logit per head
         kv, gate = torch.addmm(pool_b, pooled, pool_w).split([2 * hc * d, self.num_heads], dim=1)
@@ -398,7 +477,9 @@ class DMMSA(nn.Module):
 
         out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
         out = torch.addcmul(out, out, gate.tanh().view(n, 1, -1, 1))  # each head times 1 + tanh(z_h)
-        out = self.proj_drop(self.proj(out.view(n * t, c)))
+        out = out.view(n * t, c)
+        out = self.proj(out) if gathered.proj_weight is None else torch.addmm(gathered.proj_bias, out, gathered.proj_weight)
+        out = self.proj_drop(out)
         return out if len(shape) == 2 else out.view(shape)
 
     def _coarse(self, q: torch.Tensor, kv: torch.Tensor, plan: CoarsePlan, bias: torch.Tensor,
