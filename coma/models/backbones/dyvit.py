@@ -24,8 +24,8 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index, fused_weights,
-                             masked_rel_index, plan_for_stage)
+from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index,
+                             fused_weights, masked_rel_index, plan_for_stage)
 from ..layers.units import pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
@@ -39,6 +39,11 @@ ARCH_KEYS = ('embed_dim', 'depths', 'num_heads', 'fine_heads')
 NUM_STAGES = 4
 UNIT = 32  # total stride = mask-unit side in pixels
 STEM_STRIDE = 4
+
+
+def unit_side(stage: int) -> int:
+    """Tokens along one side of a 32-px unit at stage ``stage`` (8, 4, 2, 1)."""
+    return UNIT // (STEM_STRIDE * 2 ** stage)
 
 
 def resolve_arch(arch: Union[str, Dict]) -> Dict:
@@ -282,13 +287,13 @@ class DyViT(BaseModule):
         dpr = [rates.tolist() for rates in torch.linspace(0, drop_path_rate, sum(depths)).split(depths)]
         self.stages = nn.ModuleList(DyViTStage(
             self.num_features[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
-            unit_side=UNIT // (STEM_STRIDE * 2 ** i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
+            unit_side=unit_side(i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
             drop_paths=dpr[i], downsample=i < NUM_STAGES - 1, with_cp=with_cp) for i in range(NUM_STAGES))
         for i in out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
         self.masked_fusion = bool(masked_fusion)
         if self.masked_fusion:
-            tokens = [(UNIT // (STEM_STRIDE * 2 ** i)) ** 2 for i in range(NUM_STAGES - 1)]
+            tokens = [unit_side(i) ** 2 for i in range(NUM_STAGES - 1)]
             self.fusion_heads = nn.ModuleList(nn.Linear(t * self.num_features[i], self.unit_dim)
                                               for i, t in enumerate(tokens))
         self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
@@ -379,7 +384,7 @@ class DyViT(BaseModule):
         whole image goes through it at once (fewer ops than cutting the image into units first); the
         visible units are gathered before the norm."""
         x = self.patch_embed(x)  # B, C, 8*gh, 8*gw
-        s, c = UNIT // STEM_STRIDE, x.shape[1]
+        s, c = unit_side(0), x.shape[1]
         x = x.view(x.shape[0], c, grid[0], s, grid[1], s).permute(0, 2, 4, 3, 5, 1)  # B, gh, gw, s, s, C
         if ids is not None:  # B, U, s*s*C -> the rows of the visible units
             x = torch.gather(x.reshape(x.shape[0], -1, s * s * c), 1, ids[:, :, None].expand(-1, -1, s * s * c))
@@ -391,9 +396,9 @@ class DyViT(BaseModule):
         shared = max(grid) <= self.coarse_window
         plans = []
         for i in range(stages):
-            tokens = (UNIT // (STEM_STRIDE * 2 ** i)) ** 2
-            heads = DyViTStage.plan_heads(self.arch['depths'][i], self.arch['num_heads'][i] - self.arch['fine_heads'][i],
-                                          shared)
+            tokens = unit_side(i) ** 2
+            coarse_heads = self.arch['num_heads'][i] - self.arch['fine_heads'][i]
+            heads = DyViTStage.plan_heads(self.arch['depths'][i], coarse_heads, shared)
             if shared:
                 plan = make(False, tokens, heads[0])
                 plans.append((plan, plan))
@@ -443,7 +448,7 @@ class DyViT(BaseModule):
         maps = []
         for i, out in zip(indices, outs):
             r = STEM_STRIDE * 2 ** i
-            out = tokens_to_map(out, grid, UNIT // r)
+            out = tokens_to_map(out, grid, unit_side(i))
             if out.shape[-2:] != (-(-h // r), -(-w // r)):  # cut the padding off
                 out = out[..., :-(-h // r), :-(-w // r)]
             maps.append(out.contiguous())

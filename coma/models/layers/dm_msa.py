@@ -478,7 +478,10 @@ class DMMSA(nn.Module):
         out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
         out = torch.addcmul(out, out, gate.tanh().view(n, 1, -1, 1))  # each head times 1 + tanh(z_h)
         out = out.view(n * t, c)
-        out = self.proj(out) if gathered.proj_weight is None else torch.addmm(gathered.proj_bias, out, gathered.proj_weight)
+        if gathered.proj_weight is None:
+            out = self.proj(out)
+        else:
+            out = torch.addmm(gathered.proj_bias, out, gathered.proj_weight)
         out = self.proj_drop(out)
         return out if len(shape) == 2 else out.view(shape)
 
