@@ -13,7 +13,8 @@ Times are medians of ``--repeats`` runs after a warm-up.
 ``dynamic=False``; ``fullgraph=True`` for DyViT, whose forwards compile as one graph), compiled
 against compiled; its warm-up (the compilation) is reported as ``compile_s``.
 Every 224x224 forward row also carries its ATen op count at batch 2 (``ops``, views included, and
-``kernel_ops``, the calls that compute): a deterministic proxy of launches per forward.
+``kernel_ops``, the calls that compute), counted under ``--amp`` when timed under it (its casts are
+kernels too): a deterministic proxy of launches per forward.
 The JSON records the machine's load when the run started (``machine_load``).
 """
 import json
@@ -96,7 +97,7 @@ def worker(spec):
     if spec['mode'] in ('fwd', 'masked') and tuple(spec['size']) == (224, 224) and not spec.get('compile'):
         x2 = torch.randn(2, 3, 224, 224, device=device)
         small = masked_call(x2) if spec['mode'] == 'masked' else dense_call(x2)
-        with torch.no_grad():
+        with torch.no_grad(), amp:  # counted as timed: under --amp its casts are kernels too
             small()
             counted = count_aten_ops(small)
         ops = dict(ops=counted.total, kernel_ops=counted.kernels)
