@@ -212,6 +212,30 @@ def test_masked_forward_and_decoder_compile_as_one_graph_with_gradients():
         torch.testing.assert_close(dict(m.named_parameters())[n].grad, g, atol=1e-5, rtol=1e-4, msg=n)
 
 
+def test_forwards_compile_as_one_graph_under_autocast_with_packed_weights():
+    """How a GPU pre-trains (bf16 autocast, weights packed and cast once per stage): the masked forward
+    with its backward, and the dense forward, still compile as one graph and equal eager."""
+    torch.manual_seed(0)
+    m = DyViT('nano')
+    x = torch.randn(2, 3, 128, 160)
+    mask = _mask(2, (4, 5), keep=8)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert m.stages[0]._gather(m._stage_plans(lambda s, t, h: dense_plan(2, (4, 5), 7, s, x.device, t, h),
+                                                  (4, 5), 1)[0])[0].fc2_weight.dtype == torch.bfloat16
+        eager = m.forward_masked(x, mask, 8)
+        eager.float().square().mean().backward()
+        ref = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+        m.zero_grad()
+        compiled = _compile(m.forward_masked)(x, mask, 8)
+        compiled.float().square().mean().backward()
+        with torch.no_grad():
+            dense, dense_compiled = m(x)[-1], _compile(m.forward)(x)[-1]
+    torch.testing.assert_close(compiled, eager)
+    torch.testing.assert_close(dense_compiled, dense)
+    for n, g in ref.items():
+        torch.testing.assert_close(dict(m.named_parameters())[n].grad, g, msg=n)
+
+
 def test_inductor_compiled_forwards_equal_eager():
     """Code generation too (inductor on CPU), on a small DyViT and decoder to keep the compile short."""
     torch.manual_seed(0)
