@@ -15,7 +15,7 @@ def backbone_table(report):
     for r in report['rows']:
         head = f"| {r['model']} | {r['size'][1]}x{r['size'][0]} | {r['mode']} | {'yes' if r.get('compile') else 'no'} |"
         if 'error' in r:
-            lines.append(f"{head} error | | | | | |")
+            lines.append(f"{head} {error_cell(r)} | | | | | |")
             continue
         ops = f"{r['ops']} ({r['kernel_ops']})" if 'ops' in r else ''
         comp = f"{r['compile_s']:.0f}" if 'compile_s' in r else ''
@@ -36,17 +36,23 @@ def pretrain_table(report):
              '| vs MAE ViT-B/16 r0.75 | params (M) | ATen ops per step (kernels) |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     for r in report['rows']:
-        key = r['setting'] + (' (compiled)' if r.get('compile') else '')
-        s = report['summary'].get(key)
         head = f"| {r['setting']} | {'yes' if r.get('compile') else 'no'} |"
-        if s is None:
-            lines.append(f"{head} error | | | | | | |")
+        if 'error' in r:
+            lines.append(f"{head} {error_cell(r)} | | | | | | |")
             continue
+        # the ratios need MAE ViT-B/16 r0.75's row of the same kind (eager or compiled)
+        s = report['summary'].get(r['setting'] + (' (compiled)' if r.get('compile') else ''), {})
+        ratio = lambda key: f"{s[key]:.2f}x" if key in s else 'n/a'  # noqa: E731
         ops = f"{r['ops']} ({r['kernel_ops']})" if 'ops' in r else ''
-        vs6 = f"{s['time_vs_mae_vit_b_0_6']:.2f}x" if 'time_vs_mae_vit_b_0_6' in s else ''
-        lines.append(f"{head} {s['s_per_iter']:.3f} | {s['time_vs_mae_vit_b_0_75']:.2f}x | {vs6} | "
-                     f"{s['peak_mib']:.0f} | {s['memory_vs_mae_vit_b_0_75']:.2f}x | {r['params_m']:.1f} | {ops} |")
+        lines.append(f"{head} {r['median_s']:.3f} | {ratio('time_vs_mae_vit_b_0_75')} | {ratio('time_vs_mae_vit_b_0_6')} | "
+                     f"{r['peak_mib']:.0f} | {ratio('memory_vs_mae_vit_b_0_75')} | {r['params_m']:.1f} | {ops} |")
     return '\n'.join(lines)
+
+
+def error_cell(row):
+    """The last line of a failed row's error (``TimeoutError: row ran past 120 s``, a traceback's end)."""
+    last = [ln for ln in str(row['error']).strip().splitlines() if ln.strip()][-1:] or ['']
+    return 'error: ' + last[0].replace('|', '/')[:120]
 
 
 def main(paths):

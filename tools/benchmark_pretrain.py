@@ -1,7 +1,7 @@
 """Pre-training benchmark: seconds per iteration and peak memory, side by side in one run.
 
     python tools/benchmark_pretrain.py [--batch 8] [--repeats 5] [--device cpu|cuda] [--amp] [--json out.json]
-        [--compile] [--note "what else ran"]
+        [--compile] [--row-timeout S] [--note "what else ran"]
 
 What each row measures: ``coma/benchmarks/pretrain.py``; tables in docs/benchmarks.md.
 """
@@ -17,9 +17,12 @@ def main(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--amp', action='store_true')
     p.add_argument('--settings', nargs='+', default=list(SETTINGS))
-    p.add_argument('--compile', action='store_true', help='add compiled rows beside the eager ones')
+    p.add_argument('--compile', action='store_true', help='add compiled rows after the eager ones')
     p.add_argument('--note', default='', help='what else ran on the machine, for the JSON')
-    p.add_argument('--json')
+    p.add_argument('--row-timeout', type=int, default=1800,
+                   help='seconds one row (its model, compilation and timing) may take; past it the row is '
+                        'reported as an error and the next one runs')
+    p.add_argument('--json', help='report path, rewritten after every row')
     return run(p.parse_args(argv))
 
 

@@ -1,13 +1,17 @@
 """DM-MSA on CUDA: the same numbers as on CPU, fused SDPA kernels only, whole-graph compilation.
 
-    python tools/check_dmmsa_cuda.py
+    python tools/check_dmmsa_cuda.py [--skip-compile]
 
 Float32 with TF32 off: DyViT-B dense (224x224 and 320x256, shifted windows) and masked (20 of 49 units)
 outputs and parameter gradients on CUDA equal the CPU ones to 1e-5 (the CPU path equals the
 reference loop and the pre-issue-11 checkpoint in the tests). With the math SDPA backend disabled the
 forward still runs (every attention mask is accepted by a fused kernel). ``torch.compile(fullgraph=True,
-dynamic=False)`` of ``forward`` and ``forward_masked`` equals eager. Prints one line per check.
+dynamic=False)`` of ``forward`` and ``forward_masked`` equals eager (``--skip-compile`` leaves this
+check out: its two compilations take minutes, and tools/gpu_speed.sh compiles the same forwards in its
+benchmark rows). Prints one line per check.
 """
+import argparse
+
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -19,7 +23,10 @@ def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float().cpu() - b.float().cpu()).abs().max() / (b.abs().max() + 1e-12))
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--skip-compile', action='store_true', help='leave out the compiled-vs-eager check')
+    args = p.parse_args(argv)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
@@ -57,6 +64,8 @@ def main() -> None:
             print('fused SDPA kernels only (math disabled), bf16 batch 128: OK')
         except RuntimeError as err:
             print(f'fused SDPA kernels only: FAIL {str(err)[:300]}')
+        if args.skip_compile:
+            return
         eager_d, eager_m = gpu(x), gpu.forward_masked(x, keep, 20)
         comp_d = torch.compile(gpu.forward, fullgraph=True, dynamic=False)(x)
         comp_m = torch.compile(gpu.forward_masked, fullgraph=True, dynamic=False)(x, keep, 20)

@@ -9,7 +9,7 @@ Measures, each model in its own process:
 Peak memory is the growth over the state after building the model and its input: peak RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on CUDA.
 Times are medians of ``--repeats`` runs after a warm-up.
-``--compile`` adds, beside every eager row, the same row under ``torch.compile`` (default mode,
+``--compile`` adds, after the eager rows, every row again under ``torch.compile`` (default mode,
 ``dynamic=False``; ``fullgraph=True`` for DyViT, whose forwards compile as one graph), compiled
 against compiled; its warm-up (the compilation) is reported as ``compile_s``.
 Every 224x224 forward row also carries its ATen op count at batch 2 (``ops``, views included, and
@@ -17,10 +17,7 @@ Every 224x224 forward row also carries its ATen op count at batch 2 (``ops``, vi
 kernels too): a deterministic proxy of launches per forward.
 The JSON records the machine's load when the run started (``machine_load``).
 """
-import json
-
-from coma.benchmarks.common import (compile_fn, device_name, emit_row, machine_load, measure, run_worker, worker_main,
-                                    write_report)
+from coma.benchmarks.common import compile_fn, emit_row, measure, run_rows, worker_main
 
 MODULE = 'coma.benchmarks.backbone'
 MODELS_224 = ['dyvit_tiny', 'dyvit_small', 'dyvit_base', 'swin_tiny_patch4_window7_224',
@@ -107,25 +104,15 @@ def worker(spec):
 
 def run(args) -> dict:
     """Runs the benchmark that ``args`` (the tool's arguments) describe; returns the report."""
-    load = dict(machine_load(), note=args.note)
     common = dict(device=args.device, repeats=args.repeats, amp=args.amp)
-    rows = []
-    for name in args.models:
-        for mode in [m for m in args.modes if m != 'masked' or name in MASKED]:
-            for compiled in (False, True) if args.compile else (False,):
-                spec = dict(common, model=name, mode=mode, size=(224, 224), batch=args.batch, compile=compiled)
-                rows.append(run_worker(MODULE, spec, worker=worker))
-                print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
+    specs = [dict(common, model=name, mode=mode, size=(224, 224), batch=args.batch, compile=compiled)
+             for name in args.models for mode in args.modes if mode != 'masked' or name in MASKED
+             for compiled in ((False, True) if args.compile else (False,))]
     if not args.skip_detection_size:
-        for name in ('dyvit_tiny', 'mmdet_swin_tiny'):
-            rows.append(run_worker(MODULE, dict(common, model=name, mode='fwdbwd', size=(800, 1333), batch=1,
-                                                repeats=max(2, args.repeats // 2)), worker=worker))
-            print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
-    report = dict(device=device_name(), batch=args.batch, repeats=args.repeats, amp=args.amp, rows=rows,
-                  summary=summarise(rows), machine_load=load, torch=__import__('torch').__version__)
-    print(json.dumps(report['summary'], indent=1))
-    write_report(report, args.json)
-    return report
+        specs += [dict(common, model=name, mode='fwdbwd', size=(800, 1333), batch=1, repeats=max(2, args.repeats // 2))
+                  for name in ('dyvit_tiny', 'mmdet_swin_tiny')]
+
+    return run_rows(MODULE, specs, worker, summarise, args)
 
 
 def summarise(rows):

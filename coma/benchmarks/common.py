@@ -2,6 +2,7 @@
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -73,27 +74,62 @@ def emit_row(spec: Dict, result: Dict, model: torch.nn.Module, **extra) -> Dict:
 
 def run_worker(module: str, spec: Dict, timeout: int = 1800, worker: Callable[[Dict], Dict] = None) -> Dict:
     """Runs ``python -m module --worker SPEC`` in a fresh process (so peak memory is its own); returns
-    its JSON.
+    its JSON, or the spec with an ``error`` (also when the row ran past ``timeout`` seconds: a slow
+    compilation costs its own row, not the rows after it).
 
     On CUDA, where the allocator's peak statistics can be reset, ``worker`` runs in this process
-    instead (one interpreter start instead of one per row).
+    instead (one interpreter start instead of one per row), under an alarm of ``timeout`` seconds.
     """
     if worker is not None and spec.get('device') == 'cuda':
+        def expire(signum, frame):
+            raise TimeoutError(f'row ran past {timeout} s')
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(int(timeout))
         try:
             return worker(spec)
         except Exception as err:  # noqa: BLE001  (report the row as failed, go on with the others)
+            torch._dynamo.reset()  # a compilation cut short leaves nothing half-made for the next row
             return dict(spec, error=f'{type(err).__name__}: {err}')
         finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
             import gc
             gc.collect()
             torch.cuda.empty_cache()
     env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT + os.pathsep + os.environ.get('PYTHONPATH', ''))
-    proc = subprocess.run([sys.executable, '-m', module, '--worker', json.dumps(spec)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    try:
+        proc = subprocess.run([sys.executable, '-m', module, '--worker', json.dumps(spec)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return dict(spec, error=f'TimeoutError: row ran past {timeout} s')
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{')]
     if proc.returncode or not lines:
         return dict(spec, error=(proc.stderr or proc.stdout)[-2000:])
     return json.loads(lines[-1])
+
+
+def run_rows(module: str, specs: List[Dict], worker: Callable[[Dict], Dict],
+             summarise: Callable[[List[Dict]], Dict], args) -> Dict:
+    """Runs a benchmark tool's rows: the eager ones of ``specs`` first, then the compiled ones, each in
+    :func:`run_worker` (``args.row_timeout`` seconds at most), printing each row and rewriting the
+    JSON report at ``args.json`` after each, so that a run stopped from outside keeps every finished
+    row. The report holds the machine, the tool's settings (``args``: batch, repeats, amp, note), the
+    rows, ``summarise(rows)`` and the machine's load at the start. Returns the final report."""
+    load = dict(machine_load(), note=args.note)
+
+    def report(rows: List[Dict]) -> Dict:
+        return dict(device=device_name(), batch=args.batch, repeats=args.repeats, amp=args.amp, rows=list(rows),
+                    summary=summarise(rows), machine_load=load, torch=torch.__version__)
+
+    rows: List[Dict] = []
+    for spec in sorted(specs, key=lambda s: bool(s.get('compile'))):  # stable: the order within each kind stays
+        rows.append(run_worker(module, spec, timeout=args.row_timeout, worker=worker))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != 'times_s'}), flush=True)
+        write_report(report(rows), args.json)
+    out = report(rows)
+    print(json.dumps(out['summary'], indent=1))
+    return out
 
 
 def machine_load() -> Dict:

@@ -1,8 +1,12 @@
 """coma.benchmarks: a worker row in its own process, and the summaries (no timing is asserted)."""
+import argparse
+import json
+import time
+
 import pytest
 
 from coma.benchmarks import backbone, pretrain  # noqa: F401  (both import without side effects)
-from coma.benchmarks.common import run_worker, time_median, write_report
+from coma.benchmarks.common import run_rows, run_worker, time_median, write_report
 
 
 @pytest.mark.parametrize('mode,size', [('fwd', (64, 64)), ('masked', (224, 224))])
@@ -24,5 +28,42 @@ def test_summary_ratios_and_medians():
     summary = backbone.summarise(rows)
     assert summary['dyvit_tiny masked/dense time'] == 0.5
     assert summary['dyvit_tiny/swin_tiny_patch4_window7_224 fwd imgs_per_s'] == 0.5
+    steps = [dict(setting='coma_dyvit-b_r0.6', median_s=0.3, peak_mib=100.0),
+             dict(setting='mae_vit-b-p16_r0.6', median_s=0.2, peak_mib=50.0),
+             dict(setting='mae_vit-b-p16_r0.75', compile=True, error='TimeoutError: row ran past 1 s')]
+    summary = pretrain.summarise(steps)  # the r0.75 reference failed: the r0.6 ratio stays
+    assert summary['coma_dyvit-b_r0.6'] == pytest.approx(dict(s_per_iter=0.3, peak_mib=100.0, time_vs_mae_vit_b_0_6=1.5))
+    assert not any('compiled' in key for key in summary)
     calls = []
     assert len(time_median(lambda: calls.append(1), repeats=3, warmup=1)['times_s']) == 3 and len(calls) == 4
+
+
+def test_a_row_past_its_time_limit_is_an_error_and_the_next_rows_run(tmp_path):
+    # in a worker process (CPU rows): the interpreter and timm's import alone take more than 1 s
+    spec = dict(model='dyvit_nano', mode='fwd', size=(64, 64), batch=1, repeats=1, device='cpu', amp=False)
+    assert run_worker(backbone.MODULE, spec, timeout=1)['error'].startswith('TimeoutError')
+
+    # in this process (CUDA rows run so), under an alarm; eager rows first, the report after every row
+    def worker(spec):
+        if spec['slow']:
+            time.sleep(30)
+        return dict(spec, median_s=1.0)
+
+    path = tmp_path / 'r.json'
+    seen = []
+
+    def summarise(rows):
+        if path.exists():  # what a run stopped from outside would have left
+            seen.append(len(json.loads(path.read_text())['rows']))
+        return {}
+
+    args = argparse.Namespace(batch=1, repeats=1, amp=False, note='test', row_timeout=1, json=str(path))
+    specs = [dict(name='a', compile=True, slow=True, device='cuda'), dict(name='b', compile=False, slow=False, device='cuda'),
+             dict(name='c', compile=True, slow=False, device='cuda')]
+    start = time.perf_counter()
+    out = run_rows('unused', specs, worker, summarise, args)
+    assert time.perf_counter() - start < 10
+    assert [r['name'] for r in out['rows']] == ['b', 'a', 'c']
+    assert 'TimeoutError' in out['rows'][1]['error'] and out['rows'][2]['median_s'] == 1.0
+    assert seen == [1, 2, 3] and len(json.loads(path.read_text())['rows']) == 3
+    assert out['machine_load']['note'] == 'test'
