@@ -2,8 +2,8 @@
 
     python tools/bench_report.py work_dirs/bench/backbone.json work_dirs/bench/pretrain.json
 """
+import argparse
 import json
-import sys
 
 
 def backbone_table(report):
@@ -55,8 +55,10 @@ def error_cell(row):
     return 'error: ' + last[0].replace('|', '/')[:120]
 
 
-def main(paths):
-    for path in paths:
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('reports', nargs='+', help='JSON reports of tools/benchmark_backbone.py or tools/benchmark_pretrain.py')
+    for path in p.parse_args(argv).reports:
         with open(path) as f:
             report = json.load(f)
         print(f'\n<!-- {path} -->')
@@ -64,4 +66,4 @@ def main(paths):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1:])
+    main()

@@ -164,8 +164,10 @@ def worker_main(worker: Callable[[Dict], Dict]) -> None:
 
 
 def write_report(report: Dict, path: str) -> None:
-    """Writes a benchmark's JSON report to ``path`` (its folder is made)."""
+    """Writes a benchmark's JSON report to ``path`` (its folder is made), whole or not at all: a run
+    stopped while writing leaves the previous report."""
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, 'w') as f:
+        with open(path + '.tmp', 'w') as f:
             json.dump(report, f, indent=1)
+        os.replace(path + '.tmp', path)
