@@ -1,12 +1,22 @@
-"""Issue 12, sixth session: attention entropy, logit spread and gate of stages 2-3 of the seed-0 study checkpoints
-(coma.diagnosis.diagnose; 16 scikit-image photos at 224x224). Run from the repository root."""
+"""Issue 12, sixth session (arguments ninth): attention entropy, logit spread and gate of stages 2-3 of study
+checkpoints (coma.diagnosis.diagnose; 16 scikit-image photos at 224x224). Run from the repository root:
+
+    python docs/study/issue12_scripts/attention_by_budget.py [WORK_DIR NAME ...]
+
+NAME: a run folder of WORK_DIR such as coma_s0_e16 (its seed sets the fresh init compared against);
+default: the sixth session's seed-0 checkpoints in work_dirs/study_latentfix."""
 import json
-from coma.diagnosis import diagnose, load_image_batch
-from coma.diagnosis import downstream_dyvit
+import sys
+
+from coma.diagnosis import diagnose, downstream_dyvit, load_image_batch
+
+work = sys.argv[1] if len(sys.argv) > 1 else 'work_dirs/study_latentfix'
+names = sys.argv[2:] or ['random_s0_e0', 'coma_s0_e2', 'coma_s0_e8', 'coma_s0_e16', 'mae_s0_e16']
 images = load_image_batch(None, 16, 224)
-for name in ['random_s0_e0', 'coma_s0_e2', 'coma_s0_e8', 'coma_s0_e16', 'mae_s0_e16']:
-    ck = json.load(open(f'work_dirs/study_latentfix/{name}/pretrain.json'))['value']
-    net = downstream_dyvit(ck, 'nano', 0); fresh = downstream_dyvit(None, 'nano', 0)
+for name in names:
+    seed = int(name.split('_s')[1].split('_')[0])
+    ck = json.load(open(f'{work}/{name}/pretrain.json'))['value']
+    net = downstream_dyvit(ck, 'nano', seed); fresh = downstream_dyvit(None, 'nano', seed)
     blocks, summary = diagnose(net, fresh, images)
     out = []
     for st in (2, 3):
