@@ -59,6 +59,35 @@ def test_pretraining_lr_follows_the_scaling_rule(path):
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1.5e-4 * gpus * per_gpu / 256, rel=1e-9)
 
 
+
+DEMO_PRETRAIN = [p for p in PRETRAIN_CONFIGS if p.endswith('_demo.py')]
+
+
+@pytest.mark.parametrize('path', DEMO_PRETRAIN, ids=[os.path.basename(p) for p in DEMO_PRETRAIN])
+def test_demo_pretraining_schedule_spans_the_run_on_the_pool(path):
+    """The demo pre-training schedules count iterations of the pool (POOL_SIZE scenes, batch 32, the
+    last partial batch dropped): the cosine must end exactly at the last step, or the lr either stays
+    at its end value for the last epochs or is cut off half-way; the warm-up is the first phase."""
+    from coma.datasets.demo import POOL_SIZE
+    cfg = Config.fromfile(path)
+    assert cfg.train_dataloader.dataset.data_prefix.img_path == 'pool'
+    steps = cfg.train_cfg.max_epochs * (POOL_SIZE // cfg.train_dataloader.batch_size)
+    warm, cosine = cfg.param_scheduler
+    assert warm.type == 'LinearLR' and warm.begin == 0 and not warm.by_epoch
+    assert cosine.type == 'CosineAnnealingLR' and (cosine.begin, cosine.end) == (warm.end, steps)
+    assert cosine.T_max == steps - warm.end
+
+
+@pytest.mark.parametrize('algo', ['coma', 'mae'])
+def test_long_demo_pretraining_differs_from_the_demo_only_in_its_schedule(algo):
+    """``--recipe demo-long`` compares with the demo only if model, data and optimizer are the same."""
+    short, long = (Config.fromfile(os.path.join(ROOT, 'imagenet_configs', f'{algo}_dyvit-n_1xb32-coslr-{e}_demo.py'))
+                   .to_dict() for e in ('20e', '32e'))
+    assert long['train_cfg']['max_epochs'] == 8 * short['train_cfg']['max_epochs']
+    for key in set(short) | set(long):
+        if key not in ('param_scheduler', 'train_cfg', 'default_hooks'):
+            assert short.get(key) == long.get(key), key
+
 def _snapshot():
     import importlib.util
     import json

@@ -10,7 +10,7 @@ What each set holds: ``coma/datasets/demo.py``.
 import argparse
 from typing import Dict
 
-from coma.datasets.demo import make_ade, make_coco, make_imagenet, make_pool
+from coma.datasets.demo import POOL_SIZE, make_ade, make_coco, make_imagenet, make_pool
 
 
 def main(argv=None) -> Dict[str, str]:
@@ -19,7 +19,7 @@ def main(argv=None) -> Dict[str, str]:
     p.add_argument('--coco')
     p.add_argument('--ade')
     p.add_argument('--pool', help='folder for the unlabelled pre-training pool')
-    p.add_argument('--pool-size', type=int, default=2000)
+    p.add_argument('--pool-size', type=int, default=POOL_SIZE)
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
     if not (args.imagenet or args.coco or args.ade or args.pool):

@@ -26,6 +26,8 @@ SHAPES = ('circle', 'rectangle', 'triangle')
 ADE_TEXTURES = ('brick', 'grass', 'gravel', 'hubble_deep_field')
 ADE_CLASSES = ('brick', 'grass', 'gravel', 'stars')  # label ids 1..4 on disk; 0 is "other"
 TRAIN_FRACTION = 0.7
+#: Scenes in the unlabelled pre-training pool (the demo pre-training configs' schedules assume it).
+POOL_SIZE = 2000
 
 
 def photo(name: str) -> np.ndarray:
@@ -149,7 +151,7 @@ def make_ade(out: str, n_train: int = 48, n_val: int = 16, seed: int = 0) -> Non
     print(f'ADE20K-format demo data: {n_train}/{n_val} images, classes {ADE_CLASSES} (+0 other) -> {out}')
 
 
-def make_pool(out: str, n: int = 2000, size: int = 256, seed: int = 0) -> None:
+def make_pool(out: str, n: int = POOL_SIZE, size: int = 256, seed: int = 0) -> None:
     """``out/*.jpg``: ``n`` unlabelled ``size`` x ``size`` scenes of the downstream domain (a flat
     folder, as :class:`coma.datasets.ImageFolder` reads without labels)."""
     rng = np.random.default_rng(seed + 1000)  # not the labelled sets' stream

@@ -59,3 +59,12 @@ def test_repeated_seeds_are_refused(tmp_path):
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'demo.py'), '--stages', 'report', '--seeds', '0', '0',
                            '--work-dir', str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and 'repeated seed' in proc.stderr
+
+
+def test_every_recipe_names_existing_configs_and_demo_long_changes_only_the_pretraining():
+    from coma.demo import RECIPES
+    for name, recipe in RECIPES.items():
+        for key in ('pretrain', 'pretrain_mae', 'det', 'seg'):
+            assert osp.isfile(osp.join(ROOT, recipe[key])), (name, key, recipe[key])
+    demo, long = RECIPES['demo'], RECIPES['demo-long']
+    assert {k for k in demo if demo[k] != long[k]} == {'pretrain', 'pretrain_mae'}
