@@ -37,7 +37,7 @@ RECIPES = {
                  det='mmdet_configs/dyvit/mask-rcnn_dyvit-b_fpn_1x_coco.py',
                  seg='mmseg_configs/dyvit/upernet_dyvit-b_8xb2-160k_ade20k-512x512.py', img_size=224),
 }
-#: The demo with 8x the pre-training (1,984 steps, about 24 minutes a seed on one thread): opt-in,
+#: The demo with 8x the pre-training (1,984 steps; 27-31 minutes a seed for CoMA, 18-20 for MAE, measured on one thread beside another stage): opt-in,
 #: beyond ``make demo``'s 25 minutes; the downstream stages are the demo's.
 RECIPES['demo-long'] = dict(RECIPES['demo'], pretrain='imagenet_configs/coma_dyvit-n_1xb32-coslr-32e_demo.py',
                             pretrain_mae='imagenet_configs/mae_dyvit-n_1xb32-coslr-32e_demo.py')

@@ -1,6 +1,6 @@
 # The demo's CoMA pre-training with 8x the budget: 32 epochs of the 2,000-scene pool (1,984 steps
 # of batch 32), the length at which the efficiency study's fine-tune and probe turned above random
-# initialisation (docs/results.md, "Ten times the budget"). About 24 minutes on one CPU thread:
+# initialisation (docs/results.md, "Ten times the budget"). 27-31 minutes on one CPU thread (measured):
 # opt-in, `python tools/demo.py --recipe demo-long`; everything else as in the 4-epoch demo config.
 _base_ = ['./coma_dyvit-n_1xb32-coslr-20e_demo.py']
 param_scheduler = [  # the study's shape: warm-up over 1/8 of the steps, then cosine to 1e-6

@@ -59,7 +59,6 @@ def test_pretraining_lr_follows_the_scaling_rule(path):
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(1.5e-4 * gpus * per_gpu / 256, rel=1e-9)
 
 
-
 DEMO_PRETRAIN = [p for p in PRETRAIN_CONFIGS if p.endswith('_demo.py')]
 
 
@@ -87,6 +86,7 @@ def test_long_demo_pretraining_differs_from_the_demo_only_in_its_schedule(algo):
     for key in set(short) | set(long):
         if key not in ('param_scheduler', 'train_cfg', 'default_hooks'):
             assert short.get(key) == long.get(key), key
+
 
 def _snapshot():
     import importlib.util

@@ -49,7 +49,7 @@ def main(argv=None):
                    help='demo data (generated here) or, with --recipe full, real imagenet/ coco/ ade/')
     p.add_argument('--recipe', choices=sorted(RECIPES), default='demo',
                    help='demo: DyViT-N on embedded data; demo-long: the same with 8x the pre-training (1,984 '
-                        'steps, about 24 min a seed and method on one thread: beyond make demo\'s 25 minutes); '
+                        'steps, 27-31 min a seed for CoMA, 18-20 for MAE, on one thread: beyond make demo\'s 25 minutes); '
                         'full: the DyViT-B configs on real datasets')
     p.add_argument('--device', default='cpu', choices=['cpu', 'cuda'])
     p.add_argument('--gpus', type=int, default=0, help='with N > 1, training and testing run under torchrun')
