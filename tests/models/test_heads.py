@@ -72,6 +72,33 @@ def test_batch_normalised_latent_targets_give_collapse_no_reward():
         LatentPredictionLoss(target_norm='layer')
 
 
+def test_instance_normalised_latent_targets_give_image_level_latents_no_reward():
+    from coma.models.losses import LatentPredictionLoss
+    instance = LatentPredictionLoss(kind='cosine', target_norm='instance')
+    # image-level latents: every unit of an image the same, images different. 'batch' still rewards
+    # predicting them (each image's latent is a distinct, non-zero standardised target); 'instance'
+    # leaves all-zero targets, which no prediction matches
+    image_level = torch.randn(3, 1, 8).expand(3, 5, 8)
+    flat = image_level.reshape(-1, 8)
+    batch_standard = (image_level - flat.mean(0)) / flat.var(0, unbiased=False).add(1e-6).sqrt()
+    assert LatentPredictionLoss(kind='cosine', target_norm='batch')(batch_standard, image_level) < 1e-5
+    for pred in (image_level, torch.randn(3, 5, 8)):
+        torch.testing.assert_close(instance(pred, image_level), torch.tensor(1.0))
+    # informative targets: each channel standardised over each image's own units, then the cosine;
+    # an image-level offset added to the targets changes nothing
+    target = torch.randn(3, 5, 8) * 4 + 2
+    var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
+    standard = (target - mean) / (var + 1e-6).sqrt()
+    pred = torch.randn(3, 5, 8)
+    expected = (1 - torch.nn.functional.cosine_similarity(pred, standard, -1)).mean()
+    torch.testing.assert_close(instance(pred, target), expected)
+    torch.testing.assert_close(instance(pred, target + torch.randn(3, 1, 8) * 10), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(instance(standard, target), torch.tensor(0.0), atol=1e-5, rtol=0)
+    kw = dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+              decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2), latent_target_norm='instance')
+    assert MODELS.build(kw).latent_head.loss_module.target_norm == 'instance'
+
+
 def test_coma_standardises_latent_targets_by_default():
     kw = dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
               decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2))

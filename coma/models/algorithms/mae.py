@@ -310,7 +310,9 @@ class CoMA(MAE):
             standardised over the batch's scored units before the distance, so that a collapsed
             encoder (every unit the same latent) scores nothing; ``'none'``: raw latents (the
             behaviour before issue 12's fix, which let ``loss_lat`` drive the encoder to collapse:
-            docs/results.md). The default of ``latent_head``'s loss.
+            docs/results.md); ``'instance'``: each channel standardised over each image's own
+            scored units, so that image-level latents score nothing either (only how an image's
+            units differ is predicted; data2vec's instance norm). The default of ``latent_head``'s loss.
         mask_seed: as in :class:`MAE`.
         complement_schedule: ``'iid'`` (default): M_t's masks are drawn afresh at every step, as
             MAE's; M_{t-1} sees their complement. ``'alternate'``: M_t's masks come in pairs of

@@ -44,17 +44,22 @@ class LatentPredictionLoss(nn.Module):
     Args:
         kind: ``'cosine'`` (1 - cosine similarity; our default, scale-free) or ``'smooth_l1'``
             (on layer-normalised targets).
-        target_norm: ``'none'`` or ``'batch'``: standardise every channel of the targets over all
-            the scored units of the batch (zero mean, unit variance, no affine) before the distance.
+        target_norm: ``'none'``, ``'batch'`` or ``'instance'``: standardise every channel of the
+            targets (zero mean, unit variance, no affine) before the distance, over all the scored
+            units of the batch (``'batch'``) or over each image's own scored units (``'instance'``,
+            data2vec's instance norm of its teacher's tokens).
             With ``'batch'``, an encoder that gives every unit the same latent gets all-zero targets,
             which no prediction matches: the loss no longer rewards the collapse that an exact copy
             (m = 0) as target model otherwise allows (docs/results.md, issue 12). Under DDP the
             statistics are those of the global batch (all-reduced), so N processes compute what
-            one process does with the whole batch.
-        eps: variance floor of ``target_norm='batch'``.
+            one process does with the whole batch. ``'instance'`` also removes what a channel has in
+            common over an image's units: an image-level latent (every unit of an image the same,
+            images different), which ``'batch'`` still rewards, becomes an all-zero target too, and
+            only how the units of one image differ is left to predict.
+        eps: variance floor of ``target_norm`` ``'batch'`` and ``'instance'``.
     """
     KINDS = ('cosine', 'smooth_l1')
-    TARGET_NORMS = ('none', 'batch')
+    TARGET_NORMS = ('none', 'batch', 'instance')
 
     def __init__(self, kind: str = 'cosine', target_norm: str = 'none', eps: float = 1e-6) -> None:
         super().__init__()
@@ -71,6 +76,9 @@ class LatentPredictionLoss(nn.Module):
             flat = target.reshape(-1, target.shape[-1])
             mean, var = _global_moments(flat)
             # a channel constant over the batch carries nothing: exactly 0, not rounding noise
+            target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
+        elif self.target_norm == 'instance':
+            var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
             target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
         if self.kind == 'cosine':
             return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
