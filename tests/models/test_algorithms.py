@@ -80,6 +80,29 @@ def test_lambda_lat_zero_logs_latent_loss_only():
     assert 'loss_lat' in log
 
 
+def test_coma_without_latent_loss_trains_exactly_as_mae():
+    """lambda_lat = 0: M_t optimises MAE's pixel loss on the same masks; given the same weights the
+    two encoders stay bit-identical (the frozen branch only monitors). Issue 12 relies on it: the
+    detectors of such runs differ only through the decoder's random init (docs/results.md)."""
+    from mmengine.structures import BaseDataElement
+    torch.manual_seed(0)
+    mae = build('MAE', mask_ratio=0.6)
+    coma_ = build(lambda_lat=0.0, mask_ratio=0.6, eval_interval=2)
+    missing = coma_.load_state_dict(mae.state_dict(), strict=False).missing_keys
+    assert all(k.startswith(('frozen_', 'decoder.latent_head.', 'mask_epoch')) for k in missing), missing
+    coma_.sync_frozen()
+    wrappers = {'mae': optim(mae), 'coma': optim(coma_)}
+    g = torch.Generator().manual_seed(0)
+    for i in range(3):
+        x = torch.rand(4, 3, 64, 64, generator=g)
+        samples = [BaseDataElement(metainfo=dict(sample_idx=4 * i + j)) for j in range(4)]
+        logs = {n: m.train_step(dict(inputs=x, data_samples=samples), wrappers[n])
+                for n, m in (('mae', mae.train()), ('coma', coma_.train()))}
+        assert torch.equal(logs['mae']['loss'], logs['coma']['loss'])
+    for key, value in mae.backbone.state_dict().items():
+        assert torch.equal(value, coma_.backbone.state_dict()[key]), key
+
+
 @pytest.mark.parametrize('kind', ['CoMA', 'MAE'])
 def test_visible_loss_scores_the_units_the_encoder_saw(kind, monkeypatch):
     """``visible_loss_weight=w`` adds w times the pixel loss of exactly the visible units, and it
