@@ -2,7 +2,8 @@
 # issue 12, eleventh session: the demo-long CoMA pre-training (1,984 steps on the demo pool) with extra
 # model options, then the 30-second screen of tools/analyze_checkpoint.py and the demo's Mask R-CNN
 # stage (seed S), one thread each.
-# usage: latent_long.sh NAME S [CFG-OPTION ...]   e.g. latent_long.sh lat0.1 0 model.lambda_lat=0.1
+# usage: [CFG=PRETRAIN_CONFIG] latent_long.sh NAME S [CFG-OPTION ...]   e.g. latent_long.sh lat0.1 0 model.lambda_lat=0.1
+#   (CFG defaults to the CoMA demo-long config; CFG=imagenet_configs/mae_dyvit-n_1xb32-coslr-32e_demo.py for MAE)
 #   -> work_dirs/latent_long/NAME_sS/{backbone.pth, analysis.json, det/metrics.json}
 cd "$(dirname "$0")/../../.."  # the repository root
 N=$1; S=$2; shift 2; W=work_dirs/latent_long/${N}_s$S
@@ -10,7 +11,7 @@ export OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 mkdir -p $W
 set -e
-$PY tools/train.py imagenet_configs/coma_dyvit-n_1xb32-coslr-32e_demo.py --work-dir $W/pretrain --cfg-options \
+$PY tools/train.py ${CFG:-imagenet_configs/coma_dyvit-n_1xb32-coslr-32e_demo.py} --work-dir $W/pretrain --cfg-options \
   train_dataloader.dataset.data_root=data/demo train_dataloader.dataset.data_prefix.img_path=pool \
   randomness.seed=$S model.mask_seed=$S "$@" > $W/pretrain.log 2>&1
 $PY tools/convert_checkpoint.py $W/pretrain/epoch_32.pth $W/backbone.pth >> $W/pretrain.log 2>&1

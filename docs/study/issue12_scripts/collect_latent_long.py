@@ -1,0 +1,31 @@
+"""issue 12, eleventh session: gathers latent_long.sh's runs into one JSON (detector metrics,
+seg_from_backbone.sh's segmenter metrics, the diagnosis summary, the last logged pre-training losses).
+usage: python docs/study/issue12_scripts/collect_latent_long.py OUT.json [work_dirs/latent_long]"""
+import glob
+import json
+import os
+import re
+import sys
+
+root = sys.argv[2] if len(sys.argv) > 2 else 'work_dirs/latent_long'
+runs = {}
+for w in sorted(glob.glob(os.path.join(root, '*_s*'))):
+    run = {}
+    det, diag = os.path.join(w, 'det', 'metrics.json'), os.path.join(w, 'analysis', 'diagnosis.json')
+    if os.path.exists(det):
+        run['det'] = json.load(open(det))
+    seg = glob.glob(os.path.join(w, 'demo', 'seed*', 'seg-coma_metrics.json'))
+    if seg:
+        run['seg'] = json.load(open(seg[0]))
+    if os.path.exists(diag):
+        run['diagnosis'] = json.load(open(diag))['summary']
+    lines = [ln for ln in open(os.path.join(w, 'pretrain.log')) if 'loss_pix' in ln and 'Epoch(train)' in ln]
+    if lines:
+        run['last_log'] = {k: float(v) for k, v in re.findall(r'(loss\w*): ([\d.]+)', lines[-1])}
+    runs[os.path.basename(w)] = run
+json.dump(runs, open(sys.argv[1], 'w'), indent=1)
+for name, run in runs.items():
+    d, s = run.get('det', {}), run.get('diagnosis', {})
+    print(name, {k: v for k, v in d.items() if k.endswith(('bbox_mAP', 'segm_mAP'))},
+          [round(v, 2) for v in s.get('spatial_variation', [])], round(s.get('dense_probe', {}).get('miou', 0), 1),
+          {k: round(v, 2) for k, v in run.get('seg', {}).items() if k.endswith('mIoU')}, run.get('last_log'))
