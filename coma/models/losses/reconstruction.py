@@ -72,13 +72,12 @@ class LatentPredictionLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: ``(B, N, C)`` -> scalar mean loss; ``target`` gets no gradient."""
         pred, target = pred.float(), target.detach().float()
-        if self.target_norm == 'batch':
-            flat = target.reshape(-1, target.shape[-1])
-            mean, var = _global_moments(flat)
-            # a channel constant over the batch carries nothing: exactly 0, not rounding noise
-            target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
-        elif self.target_norm == 'instance':
-            var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
+        if self.target_norm != 'none':
+            if self.target_norm == 'batch':
+                mean, var = _global_moments(target.reshape(-1, target.shape[-1]))
+            else:  # 'instance': over each image's own units
+                var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
+            # a channel constant over its units carries nothing: exactly 0, not rounding noise
             target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
         if self.kind == 'cosine':
             return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()

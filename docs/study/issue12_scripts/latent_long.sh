@@ -4,7 +4,7 @@
 # stage (seed S), one thread each.
 # usage: [CFG=PRETRAIN_CONFIG] latent_long.sh NAME S [CFG-OPTION ...]   e.g. latent_long.sh lat0.1 0 model.lambda_lat=0.1
 #   (CFG defaults to the CoMA demo-long config; CFG=imagenet_configs/mae_dyvit-n_1xb32-coslr-32e_demo.py for MAE)
-#   -> work_dirs/latent_long/NAME_sS/{backbone.pth, analysis.json, det/metrics.json}
+#   -> work_dirs/latent_long/NAME_sS/{backbone.pth, analysis/diagnosis.json, det/metrics.json}
 cd "$(dirname "$0")/../../.."  # the repository root
 N=$1; S=$2; shift 2; W=work_dirs/latent_long/${N}_s$S
 export OMP_NUM_THREADS=1
@@ -17,12 +17,5 @@ $PY tools/train.py ${CFG:-imagenet_configs/coma_dyvit-n_1xb32-coslr-32e_demo.py}
 $PY tools/convert_checkpoint.py $W/pretrain/epoch_32.pth $W/backbone.pth >> $W/pretrain.log 2>&1
 $PY tools/analyze_checkpoint.py $W/backbone.pth data/demo/coco/val2017 --arch nano --size 224 --images 16 --seed $S \
   --coco data/demo/coco --out $W/analysis > $W/analysis.log 2>&1
-R=data/demo/coco; D=$W/det
-CFG=mmdet_configs/dyvit/mask-rcnn_dyvit-n_fpn_demo.py
-OPTS="train_dataloader.dataset.data_root=$R val_dataloader.dataset.data_root=$R test_dataloader.dataset.data_root=$R randomness.seed=$S
- train_cfg.val_begin=1000000000 val_evaluator.ann_file=$R/annotations/instances_val2017.json test_evaluator.ann_file=$R/annotations/instances_val2017.json
- model.backbone.init_cfg.checkpoint=$W/backbone.pth"
-$PY tools/train.py $CFG --work-dir $D --cfg-options $OPTS > $W/det_train.log 2>&1
-$PY tools/test.py $CFG $(cat $D/last_checkpoint) --work-dir $D/test --cfg-options $OPTS > $W/det_test.log 2>&1
-$PY -c "import json; from coma.analysis.report import latest_metrics; json.dump(latest_metrics('$D/test'), open('$D/metrics.json', 'w'))"
-echo "$N seed $S done: $(cat $D/metrics.json)"
+OUT=$W/det PY=$PY bash docs/study/issue12_scripts/detector_256px.sh $N $S $W/backbone.pth
+echo "$N seed $S done: $(cat $W/det/metrics.json)"
