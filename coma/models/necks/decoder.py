@@ -15,6 +15,12 @@ from ..layers.pos_embed import sincos_2d
 from ..layers.units import visible_indices
 
 
+def _xavier(linear: nn.Linear) -> nn.Linear:
+    nn.init.xavier_uniform_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
 class CoMADecoder(BaseModule):
     """Decoder over the full unit grid.
 
@@ -41,12 +47,17 @@ class CoMADecoder(BaseModule):
         self.blocks = nn.ModuleList(Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dim)
         self.pixel_head = nn.Linear(embed_dim, unit * unit * in_chans)
-        self.latent_head = nn.Linear(embed_dim, latent_dim) if latent_dim else None
         nn.init.normal_(self.mask_token, std=0.02)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                _xavier(m)
+        # The latent head draws from a fork of the global generator: built from one seed, CoMA's decoder
+        # and MAE's (no latent head) share every other weight and leave the generator in the same state,
+        # so CoMA with lambda_lat = 0 is MAE draw for draw and the two pair exactly in ablations.
+        self.latent_head = None
+        if latent_dim:
+            with torch.random.fork_rng(devices=[]):
+                self.latent_head = _xavier(nn.Linear(embed_dim, latent_dim))
 
     def no_weight_decay(self) -> Set[str]:
         """Parameters without weight decay (timm's convention): the mask token, norms and biases."""
