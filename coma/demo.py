@@ -184,7 +184,7 @@ def _report(args, work):
     wall = json.load(open(wall_path)) if osp.exists(wall_path) else None
     if wall:
         print(f"\nthis invocation, start to end: {wall['seconds'] / 60:.1f} min ({wall['jobs']} stages at a time)")
-    report = dict(rows=[{k: r[k] for k in ('task', 'init', 'metric', 'mean', 'std', 'seeds')} for r in rows],
+    report = dict(rows=[{k: r[k] for k in ('task', 'init', 'metric', 'mean', 'std', 'seeds', 'values')} for r in rows],
                   stage_seconds=times, wall_seconds=wall['seconds'] if wall else None)
     with open(osp.join(work, 'report.json'), 'w') as f:
         json.dump(report, f, indent=1)

@@ -50,6 +50,7 @@ def test_report_gives_mean_and_std_over_seeds_as_json(tmp_path):
         {('seg', i, 'mIoU') for i in ('coma', 'scratch')}
     bbox = rows['det', 'coma', 'bbox_mAP']
     assert bbox['seeds'] == [0, 1] and abs(bbox['mean'] - 0.12) < 1e-9 and abs(bbox['std'] - 0.0282843) < 1e-6
+    assert bbox['values'] == [0.10, 0.14]  # each seed's figure, in the order of 'seeds'
     assert rows['seg', 'scratch', 'mIoU']['mean'] == 56.0  # mIoU in %, mAP as a fraction
     assert report['stage_seconds'] == {'det@0': 12.5, 'det@1': 12.5} and 'wall_seconds' in report
     assert '| Mask R-CNN | CoMA pre-trained | bbox_mAP | 0.120 ± 0.028 | 0, 1' in log, log[-1500:]
