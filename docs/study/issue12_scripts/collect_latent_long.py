@@ -9,7 +9,7 @@ import sys
 
 root = sys.argv[2] if len(sys.argv) > 2 else 'work_dirs/latent_long'
 runs = {}
-for w in sorted(glob.glob(os.path.join(root, '*_s*'))):
+for w in sorted(d for d in glob.glob(os.path.join(root, '*_s*')) if os.path.isdir(d)):
     run = {}
     det, diag = os.path.join(w, 'det', 'metrics.json'), os.path.join(w, 'analysis', 'diagnosis.json')
     if os.path.exists(det):
@@ -19,7 +19,8 @@ for w in sorted(glob.glob(os.path.join(root, '*_s*'))):
         run['seg'] = json.load(open(seg[0]))
     if os.path.exists(diag):
         run['diagnosis'] = json.load(open(diag))['summary']
-    lines = [ln for ln in open(os.path.join(w, 'pretrain.log')) if 'loss_pix' in ln and 'Epoch(train)' in ln]
+    log = os.path.join(w, 'pretrain.log')  # none for a detector from scratch
+    lines = [ln for ln in open(log) if 'loss_pix' in ln and 'Epoch(train)' in ln] if os.path.exists(log) else []
     if lines:
         run['last_log'] = {k: float(v) for k, v in re.findall(r'(loss\w*): ([\d.]+)', lines[-1])}
     runs[os.path.basename(w)] = run
