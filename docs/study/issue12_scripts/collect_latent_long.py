@@ -1,6 +1,7 @@
 """issue 12, eleventh session: gathers latent_long.sh's runs into one JSON (detector metrics,
 seg_from_backbone.sh's segmenter metrics, the diagnosis summary, the last logged pre-training losses).
-usage: python docs/study/issue12_scripts/collect_latent_long.py OUT.json [work_dirs/latent_long]"""
+usage: python docs/study/issue12_scripts/collect_latent_long.py OUT.json [work_dirs/latent_long]
+Runs already in OUT.json and absent from the work directory (an earlier machine's) are kept."""
 import glob
 import json
 import os
@@ -8,7 +9,7 @@ import re
 import sys
 
 root = sys.argv[2] if len(sys.argv) > 2 else 'work_dirs/latent_long'
-runs = {}
+runs = json.load(open(sys.argv[1])) if os.path.exists(sys.argv[1]) else {}
 for w in sorted(d for d in glob.glob(os.path.join(root, '*_s*')) if os.path.isdir(d)):
     run = {}
     det, diag = os.path.join(w, 'det', 'metrics.json'), os.path.join(w, 'analysis', 'diagnosis.json')
@@ -24,7 +25,7 @@ for w in sorted(d for d in glob.glob(os.path.join(root, '*_s*')) if os.path.isdi
     if lines:
         run['last_log'] = {k: float(v) for k, v in re.findall(r'(loss\w*): ([\d.]+)', lines[-1])}
     runs[os.path.basename(w)] = run
-json.dump(runs, open(sys.argv[1], 'w'), indent=1)
+json.dump(dict(sorted(runs.items())), open(sys.argv[1], 'w'), indent=1)
 for name, run in runs.items():
     d, s = run.get('det', {}), run.get('diagnosis', {})
     print(name, {k: v for k, v in d.items() if k.endswith(('bbox_mAP', 'segm_mAP'))},
