@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from .models.backbones.dyvit import DyViT
-from .models.layers.dm_msa import DMMSA, CoarsePlan, Gathered, coarse_biases
+from .models.layers.dm_msa import DMMSA, CoarsePlan, Gathered, coarse_biases, fine_biases
 
 
 def effective_rank(features: torch.Tensor) -> float:
@@ -54,7 +54,7 @@ def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan, gathered: Op
     if attn.fine_attends:
         k = attn.kv_fine(rows).view(n, t, 2, hf, d)[:, :, 0]
         logits = torch.einsum('nqhd,nkhd->nhqk', q[:, :, :hf], k) * d ** -0.5
-        logits = logits + attn.fine_bias_table.take(attn.fine_bias_index)
+        logits = logits + fine_biases([attn.fine_bias_table], attn.fine_bias_index, attn.fine_heads)[0]
         stats.update(_logit_stats(logits, 'fine'))
     kc = attn.kv_coarse(pooled).view(b, u, 2, hc, d)[:, :, 0]  # B, U, hc, d
     qc = q[:, :, -hc:].reshape(b, u * t, hc, d)

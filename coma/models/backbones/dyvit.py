@@ -25,7 +25,7 @@ from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
 from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index,
-                             fused_weights, masked_rel_index, plan_for_stage)
+                             fine_biases, fused_weights, masked_rel_index, padded, plan_for_stage)
 from ..layers.units import pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
@@ -181,14 +181,13 @@ class DyViTStage(nn.Module):
 
     def _gather(self, plans: Tuple[CoarsePlan, CoarsePlan]) -> List[Gathered]:
         """Per block, its relative-position biases and the transposed weights of its GEMMs (under autocast
-        cast once per stage to the autocast dtype, as the attention and the GEMMs would cast them)."""
+        cast once per stage to the autocast dtype, as the attention and the GEMMs would cast them; the
+        biases after their float32 gather, so that the tables' gradients accumulate in float32)."""
         attns = [blk.attn for blk in self.blocks]
         dtype = autocast_dtype(attns[0].proj.weight)
         fine: List[Optional[torch.Tensor]] = [None] * len(attns)
         if self.fine_bias_index is not None:
-            table = torch.cat([a.fine_bias_table for a in attns], 1)  # rows, depth * hf
-            table = table.to(dtype) if dtype is not None else table
-            fine = list(table.take(self.fine_bias_index).split(self.fine_heads, dim=1))
+            fine = fine_biases([a.fine_bias_table for a in attns], self.fine_bias_index, self.fine_heads, dtype)
         coarse: List[Optional[torch.Tensor]] = [None] * len(attns)
         shared = plans[0] is plans[1]
         for shifted, plan in enumerate(plans[:1] if shared else plans):
@@ -491,14 +490,19 @@ class DyViT(BaseModule):
                              f'{tuple(x.shape)}; expected {(b, *grid)}')
         if NUM_STAGES - 1 not in self.out_indices:
             raise ValueError('DyViT.forward_masked needs the last stage in out_indices')
-        ids = visible_indices(mask, num_visible)  # B, N
+        keys = None  # the visible units, then hidden ones up to a multiple of ALIGN: the biases' key rows
+        if num_visible is not None and padded(num_visible) <= grid[0] * grid[1]:
+            keys = visible_indices(mask, padded(num_visible))  # B, N': one sort for both
+            ids = keys[:, :num_visible]
+        else:
+            ids = visible_indices(mask, num_visible)  # B, N
         last, n = NUM_STAGES - 1, ids.shape[1]
         # built once per forward for all blocks; a grid that fits one window is never shifted
         shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
         rels = {}
         for shifted in shifts:
-            rel, masked = masked_rel_index(ids, grid, self.coarse_window, shifted)
-            rels[shifted] = rel.view(b, 1, n, 1, n), masked  # the view every stage's plan reads
+            rel, masked = masked_rel_index(ids, grid, self.coarse_window, shifted, keys)
+            rels[shifted] = rel.view(b, 1, n, 1, rel.shape[-1]), masked  # the view every stage's plan reads (keys padded)
         plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
         tokens = self._embed_image(x, grid, ids)
         if not self.masked_fusion:

@@ -25,6 +25,13 @@ their GEMMs with one ``cat`` (:func:`fused_weights`); each layer then makes two 
 the fine keys/values, which read the same tokens; the coarse keys/values with a per-head gate logit,
 which read the same pooled rows), one fused SDPA call per head group with a bias whose last stride
 is 1 (GPU kernels reject others), and weighs its heads with one ``tanh`` and one ``addcmul``.
+
+Layout for the fused CUDA kernels (:mod:`coma.analysis.kernel_contract`): their q, k and v need
+16-byte-aligned strides and a mask whose rows are a multiple of 8 elements long, or PyTorch copies it.
+So the pooled GEMM's rows are padded to a multiple of :data:`ALIGN` (zero gate rows), and the bias
+indices are built with key rows padded to :data:`ALIGN` and sliced after the gather. The bias tables
+are gathered in their own dtype (float32) and cast after the gather, so their gradients are
+accumulated in float32 under autocast.
 """
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -34,6 +41,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .rel_pos import coords_rel_index
+
+#: elements that rows of the attention inputs are padded to (16 bytes in half precision; PyTorch's
+#: alignment for attention masks)
+ALIGN = 8
+
+
+def padded(n: int) -> int:
+    """``n`` rounded up to a multiple of :data:`ALIGN`."""
+    return -(-n // ALIGN) * ALIGN
+
+
+def _pad_keys(rel: torch.Tensor) -> torch.Tensor:
+    """Pads the last (key) dim of table rows to :data:`ALIGN` with row 0 (read, then sliced off)."""
+    pad = padded(rel.shape[-1]) - rel.shape[-1]
+    return F.pad(rel, (0, pad)) if pad else rel
 
 
 @dataclass
@@ -45,8 +67,9 @@ class CoarsePlan:
         units: units per sample U.
         tokens: tokens per unit T at the stage the plan is for.
         heads: coarse heads of that stage.
-        bias_index: ``(G or 1, heads, L, 1, L)`` long indices into the flattened coarse bias table
-            ``(rows, heads)``; pairs that may not attend point into one extra row of ``-inf``. The
+        bias_index: ``(G or 1, heads, L, 1, L')`` long indices into the flattened coarse bias table
+            ``(rows, heads)``, keys padded to ``L'`` (a multiple of :data:`ALIGN`, sliced off after the
+            gather); pairs that may not attend point into one extra row of ``-inf``. The
             bias is gathered at this size and expanded over the T tokens of a query unit (so its
             gradient is a sum over T, not a scatter of L*T*L values into the small table).
         masked: whether ``bias_index`` uses that extra row.
@@ -74,7 +97,7 @@ def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
 
 
 def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
-    """``(G, L, L)`` table rows (or their ``(G, 1, L, 1, L)`` view) -> ``(G, heads, L, 1, L)`` flat indices
+    """``(G, L, L')`` table rows (or their ``(G, 1, L, 1, L')`` view) -> ``(G, heads, L, 1, L')`` flat indices
     into a ``(rows, heads)`` table.
 
     Every token of a query unit shares that unit's row of offsets (``tokens`` is checked by the layer).
@@ -134,7 +157,7 @@ def _build_dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: b
     ys, xs = torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing='ij')
     rel = coords_rel_index(torch.stack([ys.flatten(), xs.flatten()], -1), window)[None]  # 1, L, L
     if ph == gh and pw == gw and sh == 0 and sw == 0 and wh == gh and ww == gw:  # one window: the samples
-        return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(rel, tokens, heads), masked=False)
+        return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(_pad_keys(rel), tokens, heads), masked=False)
     ids = torch.full((ph, pw), -1, dtype=torch.long, device=device)
     ids[sh:sh + gh, sw:sw + gw] = torch.arange(gh * gw, device=device).view(gh, gw)
     ids = ids.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)  # nW, L
@@ -143,7 +166,7 @@ def _build_dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: b
     masked = ph * pw != gh * gw  # some slots are padding
     if masked:  # padding slots may not be attended: point them at the -inf row
         rel = torch.where(valid[:, None, :], rel, (2 * window - 1) ** 2)  # nW, L, L
-    rel = rel.expand(batch, -1, -1, -1).reshape(-1, length, length) if masked else rel
+    rel = _pad_keys(rel.expand(batch, -1, -1, -1).reshape(-1, length, length) if masked else rel)
     offsets = torch.arange(batch, device=device).view(batch, 1, 1) * (gh * gw)
     index = torch.where(valid, ids + offsets, 0).reshape(-1, length)  # B*nW, L
     # slot of every unit: sample b's unit j sits at b*nW*L + (its position among the slots)
@@ -175,17 +198,25 @@ def masked_plan(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int, shif
 
 
 def masked_rel_index(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int,
-                     shifted: bool) -> Tuple[torch.Tensor, bool]:
-    """``(B, N, N)`` coarse-table rows between the visible units (``(2w-1)**2`` = may not attend).
+                     shifted: bool, keys: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, bool]:
+    """``(B, N, N')`` coarse-table rows between the visible units (``(2w-1)**2`` = may not attend), keys
+    padded to ``N'``, a multiple of :data:`ALIGN` (the padding reads unit 0's rows and is sliced off).
 
     Read with one gather from the rows of every pair of units of the full grid (:func:`grid_rel_index`,
     cached). Shared by the stages of one masked forward; :func:`masked_plan` expands it per stage.
+
+    Args:
+        ids_keep: ``(B, N)`` indices of the visible units.
+        grid, window, shifted: as in :func:`grid_rel_index`.
+        keys: ``(B, N')``: ``ids_keep`` followed by any units, ``N'`` a multiple of :data:`ALIGN` (the
+            caller may have them from its sort); None: ``ids_keep`` padded here.
 
     Returns:
         The rows and whether any pair is masked.
     """
     table, masked = grid_rel_index(grid, window, shifted, ids_keep.device)
-    return table[ids_keep[:, :, None], ids_keep[:, None, :]], masked
+    keys = _pad_keys(ids_keep) if keys is None else keys
+    return table[ids_keep[:, :, None], keys[:, None, :]], masked
 
 
 def grid_rel_index(grid: Tuple[int, int], window: int, shifted: bool,
@@ -210,9 +241,10 @@ def grid_rel_index(grid: Tuple[int, int], window: int, shifted: bool,
 
 
 def plan_for_stage(rel: torch.Tensor, masked: bool, tokens: int, heads: int) -> CoarsePlan:
-    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`, ``(B, N, N)``
-    or their ``(B, 1, N, 1, N)`` view (which the stages of one forward can share)."""
-    return CoarsePlan(rel.shape[0], rel.shape[-1], tokens, heads, _bias_index(rel, tokens, heads), masked)
+    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`, ``(B, N, N')``
+    or their ``(B, 1, N, 1, N')`` view (which the stages of one forward can share)."""
+    return CoarsePlan(rel.shape[0], rel.shape[-3] if rel.dim() == 5 else rel.shape[1], tokens, heads,
+                      _bias_index(rel, tokens, heads), masked)
 
 
 def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan,
@@ -223,23 +255,47 @@ def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan,
         tables: each layer's ``(rows, hc)`` coarse bias table; the plan is built for
             ``heads = len(tables) * hc``.
         plan: the coarse grouping.
-        dtype: cast the tables to it first (once, not per layer; None: keep theirs).
+        dtype: cast the gathered biases to it (once, not per layer; None: keep the tables'). The
+            gather reads the tables in their own dtype, so their gradients accumulate in it.
 
     Returns:
-        Per layer, ``(G or 1, hc, L*T, L)`` with last stride 1: each query unit's row of offsets
-        expanded over its T tokens, ``-inf`` where a pair may not attend.
+        Per layer, ``(G or 1, hc, L*T, L)`` with last stride 1 and rows ``L'`` long (a multiple of
+        :data:`ALIGN`): each query unit's row of offsets expanded over its T tokens, ``-inf`` where a
+        pair may not attend.
     """
     hc = tables[0].shape[1]
     if plan.heads != hc * len(tables):
         raise ValueError(f'coarse_biases: plan built for {plan.heads} heads, tables hold {len(tables)} x {hc}')
     table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*hc
-    table = table.to(dtype) if dtype is not None else table
     if plan.masked:  # one extra row for the pairs that may not attend
         table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
-    bias = table.take(plan.bias_index)  # G|1, m*hc, L, 1, L
-    g, heads, length, _, _ = bias.shape
-    bias = bias.expand(-1, -1, -1, plan.tokens, -1).reshape(g, heads, length * plan.tokens, length)
+    bias = table.take(plan.bias_index)  # G|1, m*hc, L, 1, L'
+    bias = bias.to(dtype) if dtype is not None else bias
+    g, heads, length, _, keys = bias.shape
+    bias = bias.expand(-1, -1, -1, plan.tokens, -1).reshape(g, heads, length * plan.tokens, keys)
+    bias = bias[..., :length] if keys != length else bias  # rows stay L' long: aligned
     return list(bias.split(hc, dim=1)) if len(tables) > 1 else [bias]
+
+
+def fine_biases(tables: Sequence[torch.Tensor], index: torch.Tensor, heads: int,
+                dtype: Optional[torch.dtype] = None) -> List[torch.Tensor]:
+    """The fine biases of the layers whose ``(rows, heads)`` tables are ``tables``, with one ``take``.
+
+    Args:
+        tables: each layer's fine bias table.
+        index: :func:`fine_bias_index` for ``len(tables) * heads`` heads.
+        heads: fine heads per layer.
+        dtype: cast the gathered biases to it (None: keep the tables').
+
+    Returns:
+        Per layer, ``(1, heads, T, T)`` with last stride 1 and rows padded to a multiple of :data:`ALIGN`.
+    """
+    table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*heads
+    bias = table.take(index)  # 1, m*heads, T, T'
+    bias = bias.to(dtype) if dtype is not None else bias
+    tokens = bias.shape[2]
+    bias = bias[..., :tokens] if bias.shape[3] != tokens else bias
+    return list(bias.split(heads, dim=1)) if len(tables) > 1 else [bias]
 
 
 class Gathered(NamedTuple):
@@ -281,8 +337,9 @@ def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequen
     ``z_h = +-(w_f - w_c) x / 2``, and the per-head weight one ``tanh`` and one ``addcmul``.
 
     Returns:
-        Per layer of ``layers`` (same heads), the ``(H, C)`` weights and ``(H,)`` biases, made with one
-        matrix product for all of them.
+        Per layer of ``layers`` (same heads), the ``(H + P, C)`` weights and ``(H + P,)`` biases, made with
+        one matrix product for all of them; the last ``P`` rows are zero and pad the pooled GEMM's rows to
+        a multiple of :data:`ALIGN` (``DMMSA.pool_pad``).
     """
     signs = layers[0].gate_signs  # H, 2: (1/2, -1/2) for fine heads, (-1/2, 1/2) for coarse ones
     c = layers[0].gate.weight.shape[1]
@@ -359,9 +416,10 @@ def fused_weights(layers: Sequence['DMMSA'], mlps: Sequence[nn.Module] = (),
 
 
 def fine_bias_index(unit_side: int, heads: int) -> torch.Tensor:
-    """``(1, heads, T, T)`` flat indices into a ``(rows, heads)`` fine table (heads of several layers
-    side by side), heads first, last stride 1 (4-D: CPU's fused kernel takes no 3-D mask)."""
-    rel = coords_rel_index(_square_coords(unit_side), unit_side)
+    """``(1, heads, T, T')`` flat indices into a ``(rows, heads)`` fine table (heads of several layers
+    side by side), heads first, last stride 1 (4-D: CPU's fused kernel takes no 3-D mask), key rows padded
+    to ``T'``, a multiple of :data:`ALIGN` (:func:`fine_biases` slices them off after the gather)."""
+    rel = _pad_keys(coords_rel_index(_square_coords(unit_side), unit_side))
     return rel[None, None] * heads + torch.arange(heads).view(1, -1, 1, 1)
 
 
@@ -413,9 +471,11 @@ class DMMSA(nn.Module):
             self.register_buffer('fine_bias_index', fine_bias_index(unit_side, fine_heads), persistent=False)
             nn.init.trunc_normal_(self.fine_bias_table, std=0.02)
         # the gate's two logits -> one logit per head (see gate_rows): (1/2, -1/2) fine, (-1/2, 1/2) coarse
-        self.register_buffer('gate_signs', torch.tensor([[0.5, -0.5]] * fine_heads + [[-0.5, 0.5]] * self.coarse_heads),
-                             persistent=False)
-        self.pool_rows = 2 * coarse_dim + num_heads  # kv_coarse and the per-head gate logits
+        # and zero rows that pad the pooled GEMM's rows to a multiple of ALIGN (aligned keys and values)
+        self.pool_pad = padded(2 * coarse_dim + num_heads) - (2 * coarse_dim + num_heads)
+        self.register_buffer('gate_signs', torch.tensor([[0.5, -0.5]] * fine_heads + [[-0.5, 0.5]] * self.coarse_heads
+                                                        + [[0.0, 0.0]] * self.pool_pad), persistent=False)
+        self.pool_rows = 2 * coarse_dim + num_heads + self.pool_pad  # kv_coarse, the gate logits, padding
         # Start from equal weights for both groups.
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
@@ -459,20 +519,20 @@ class DMMSA(nn.Module):
         x = x.to(w.dtype)  # under autocast: one cast for both GEMMs (the pooled rows are averaged in it)
         pooled = x.view(n, t, c).mean(1) if t > 1 else x  # B*U, C
         # one GEMM on the pooled rows: the coarse keys/values and one gate logit per head
-        kv, gate = torch.addmm(pool_b, pooled, pool_w).split([2 * hc * d, self.num_heads], dim=1)
+        kv, gate, _ = torch.addmm(pool_b, pooled, pool_w).split([2 * hc * d, self.num_heads, self.pool_pad], dim=1)
         qkv = torch.addmm(bias, x, w) if bias is not None else torch.mm(x, w)  # heads [q_f | q_c | k_f | v_f]
 
         if self.fine_attends:
             q_f, q_c, k_f, v_f = qkv.view(n, t, -1, d).transpose(1, 2).split([hf, hc, hf, hf], dim=1)  # B*U, h, T, d
             if fine_bias is None:
-                fine_bias = self.fine_bias_table.take(self.fine_bias_index)  # 1, hf, T, T
+                fine_bias = fine_biases([self.fine_bias_table], self.fine_bias_index, hf, q_f.dtype)[0]  # 1, hf, T, T
             o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias.to(q_f.dtype), dropout_p=drop)
             o_fine = o_fine.transpose(1, 2)  # B*U, T, hf, d
         else:  # one token per unit: the fine output is the value, and no fine key is computed
             q_c, o_fine = qkv.view(n, 1, -1, d).split([hc, hf], dim=2)
             q_c = q_c.transpose(1, 2)  # B*U, hc, 1, d
         if coarse_bias is None:
-            coarse_bias = coarse_biases([self.coarse_bias_table], plan)[0]
+            coarse_bias = coarse_biases([self.coarse_bias_table], plan, q_c.dtype)[0]
         o_coarse = self._coarse(q_c, kv, plan, coarse_bias.to(q_c.dtype), drop)  # B*U, T, hc, d
 
         out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
