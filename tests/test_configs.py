@@ -45,6 +45,57 @@ def test_config_builds(path):
 
 PRETRAIN_CONFIGS = [p for p in CONFIGS if os.path.basename(p).startswith(('coma_', 'mae_'))]
 PRETRAIN_NAMES = tuple(os.path.basename(p) for p in PRETRAIN_CONFIGS)
+IMAGENET_NAMES = tuple(os.path.basename(p) for p in CONFIGS if '/imagenet_configs/' in p)
+#: the ImageNet configs that use the dataset bases' data preprocessor
+IMAGENET_LOOP_NAMES = IMAGENET_NAMES
+DOWNSTREAM_NAMES = tuple(os.path.basename(p) for p in CONFIGS if '/imagenet_configs/' not in p)
+#: the full-scale recipes (the demo configs train on a CPU)
+FULL_RECIPES = [p for p in CONFIGS if not p.endswith('_demo.py')]
+
+
+@pytest.mark.parametrize('path', [p for p in FULL_RECIPES if '/imagenet_configs/' in p], ids=os.path.basename)
+def test_full_imagenet_recipes_train_in_bf16_without_a_loss_scaler_on_cuda(path, monkeypatch):
+    """On a GPU with bfloat16 (Ampere and newer) the ImageNet recipes autocast to bf16 with no GradScaler
+    (whose step reads found_inf from the device every iteration); float16 with a scaler on older GPUs."""
+    import torch
+    from mmengine.optim import AmpOptimWrapper, build_optim_wrapper
+
+    from coma.engine import AutocastOptimWrapper
+    cfg = Config.fromfile(path)
+    if cfg.optim_wrapper.get('type') != 'AutoAmpOptimWrapper':
+        pytest.skip(f'{os.path.basename(path)} trains in float32 by design ({cfg.optim_wrapper.get("type")})')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: True)
+    model = torch.nn.Linear(2, 2)
+    model.get_layer_id, model.num_layers = (lambda name: 0), 1
+    wrapper_cfg = {k: v for k, v in cfg.optim_wrapper.items() if k not in ('constructor', 'paramwise_cfg')}
+    wrapper = build_optim_wrapper(model, wrapper_cfg)
+    assert type(wrapper) is AutocastOptimWrapper and wrapper.cast_dtype == torch.bfloat16
+    assert not hasattr(wrapper, 'loss_scaler')
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: False)
+    assert type(build_optim_wrapper(model, wrapper_cfg)) is AmpOptimWrapper
+
+
+def test_adamw_is_fused_when_every_parameter_is_on_a_gpu(monkeypatch):
+    import torch
+    from mmengine.optim import DefaultOptimWrapperConstructor, build_optim_wrapper
+
+    from coma.engine import LayerDecayOptimWrapperConstructor
+    from coma.models import DyViT
+    model = DyViT('nano')
+    cfg = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3))
+    assert not build_optim_wrapper(model, dict(cfg, constructor='LayerDecayOptimWrapperConstructor',
+                                               paramwise_cfg=dict(backbone_prefix=''))
+                                   ).optimizer.defaults.get('fused')  # on the CPU: as configured
+    seen = {}
+    monkeypatch.setattr(DefaultOptimWrapperConstructor, '__call__', lambda self, m: seen.update(self.optimizer_cfg))
+    monkeypatch.setattr(torch.Tensor, 'is_cuda', property(lambda self: True))
+    constructor = LayerDecayOptimWrapperConstructor(cfg)
+    constructor(model)
+    assert seen['fused'] is True and 'fused' not in constructor.optimizer_cfg
+    seen.clear()
+    LayerDecayOptimWrapperConstructor(dict(cfg, optimizer=dict(type='AdamW', lr=1e-3, foreach=True)))(model)
+    assert 'fused' not in seen  # an explicit choice is kept
 
 
 @pytest.mark.parametrize('path', PRETRAIN_CONFIGS, ids=[os.path.basename(p) for p in PRETRAIN_CONFIGS])
@@ -141,6 +192,14 @@ INTENDED = {
     # issue 12: CoMA's latent targets are standardised over the batch; with raw targets loss_lat
     # collapsed the encoder (docs/results.md, "latent targets")
     'model.latent_target_norm': (tuple(n for n in PRETRAIN_NAMES if n.startswith('coma_')), 'batch'),
+    # the ImageNet loops read the losses from the device at the logger's interval, not every iteration,
+    # and copy each batch to the GPU without waiting for it
+    'default_hooks.runtime_info': (IMAGENET_NAMES, dict(type='DeferredRuntimeInfoHook')),
+    'data_preprocessor.non_blocking': (IMAGENET_LOOP_NAMES, True),
+    'model.data_preprocessor.non_blocking': (IMAGENET_LOOP_NAMES, True),
+    # mmcv's CUDA RoIAlign and other ops take float16, not bfloat16: the detector and segmenter keep
+    # float16 with loss scaling where AutoAmpOptimWrapper now picks bfloat16 by default
+    'optim_wrapper.dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), 'float16'),
 }
 
 

@@ -2,9 +2,9 @@ from .hooks import FiniteLossHook, MaskEpochHook, RNGStateHook
 from .launch import CPUDistributedDataParallel
 from . import optimizers  # noqa: F401  (registers LARS)
 from .layer_decay import LayerDecayOptimWrapperConstructor
-from .optim_wrapper import AutoAmpOptimWrapper, CPUAutocastOptimWrapper
+from .optim_wrapper import AutoAmpOptimWrapper, AutocastOptimWrapper, CPUAutocastOptimWrapper
 from .safe_load import install, safe_torch_load, trusted_checkpoints
 
 install()
 
-__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'MaskEpochHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']
+__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'MaskEpochHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'AutocastOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']

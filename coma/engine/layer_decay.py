@@ -55,6 +55,21 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
                            f'allowed: {list(self.KEYS)}')
         super().__init__(optim_wrapper_cfg, dict(dict(layer_decay_rate=1.0), **(paramwise_cfg or {})))
 
+    #: optimizers that get ``fused=True`` when every trained parameter is on a GPU (one kernel per step
+    #: for all parameters; the step count stays on the device, so no step reads it back)
+    FUSED = ('Adam', 'AdamW')
+
+    def __call__(self, model: nn.Module):
+        cfg = self.optimizer_cfg
+        params = [p for p in model.parameters() if p.requires_grad]
+        if (cfg.get('type') in self.FUSED and 'fused' not in cfg and 'foreach' not in cfg and params
+                and all(p.is_cuda for p in params)):
+            self.optimizer_cfg = dict(cfg, fused=True)
+        try:
+            return super().__call__(model)
+        finally:
+            self.optimizer_cfg = cfg
+
     def add_params(self, params: List[Dict], module: nn.Module, prefix: str = '', is_dcn_module=None) -> None:
         rate = float(self.paramwise_cfg.get('layer_decay_rate', 1.0))
         backbone_mult = float(self.paramwise_cfg.get('backbone_lr_mult', 1.0))

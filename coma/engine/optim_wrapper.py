@@ -1,9 +1,11 @@
 """Mixed precision that works on every device: ``type='AutoAmpOptimWrapper'`` in configs.
 
-mmengine's ``AmpOptimWrapper`` asserts that a GPU is present. This factory returns it on CUDA
-(float16 with dynamic loss scaling, or bfloat16), and on CPU an ``OptimWrapper`` that autocasts to
-bfloat16 (or, with ``cpu_dtype=None``, a plain float32 one), so an AMP config runs on a laptop
-without ``--cfg-options``.
+mmengine's ``AmpOptimWrapper`` asserts that a GPU is present, and keeps a ``GradScaler`` even in
+bfloat16, whose ``step`` reads ``found_inf`` from the device at every iteration (a host sync).
+This factory returns, on CUDA, a bfloat16 :class:`AutocastOptimWrapper` without loss scaling where
+the GPU supports bfloat16 (Ampere and newer), else mmengine's float16 ``AmpOptimWrapper`` with
+dynamic loss scaling; and on CPU a bfloat16 :class:`AutocastOptimWrapper` (or, with
+``cpu_dtype=None``, a plain float32 one), so an AMP config runs on a laptop without ``--cfg-options``.
 """
 from contextlib import contextmanager
 from typing import Iterator, Optional
@@ -15,11 +17,14 @@ from mmengine.registry import OPTIM_WRAPPERS
 
 
 @OPTIM_WRAPPERS.register_module()
-class CPUAutocastOptimWrapper(OptimWrapper):
-    """``OptimWrapper`` whose forward runs under ``torch.autocast('cpu', dtype)``.
+class AutocastOptimWrapper(OptimWrapper):
+    """``OptimWrapper`` whose forward runs under ``torch.autocast`` on the model's device, no loss scaling.
+
+    For bfloat16, whose range is float32's: nothing overflows, so nothing is scaled and no step waits
+    for the device to say whether gradients were finite.
 
     Args:
-        dtype: ``'bfloat16'`` (CPU autocast supports no float16 loss scaling).
+        dtype: ``'bfloat16'`` (or ``'float16'``, unscaled: for tests and inference only).
         **kwargs: :class:`mmengine.optim.OptimWrapper` arguments.
     """
 
@@ -29,30 +34,42 @@ class CPUAutocastOptimWrapper(OptimWrapper):
 
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
-        with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype):
+        param = next(model.parameters(), None)
+        device = param.device.type if param is not None else 'cpu'
+        with super().optim_context(model), torch.autocast(device, dtype=self.cast_dtype):
             yield
+
+
+#: the name this wrapper had when it autocast on the CPU only (configs may still name it)
+CPUAutocastOptimWrapper = AutocastOptimWrapper
+OPTIM_WRAPPERS.register_module(name='CPUAutocastOptimWrapper', module=AutocastOptimWrapper)
 
 
 def AutoAmpOptimWrapper(optimizer, dtype: Optional[str] = None, loss_scale='dynamic',
                         cpu_dtype: Optional[str] = 'bfloat16', **kwargs) -> OptimWrapper:
-    """mmengine's ``AmpOptimWrapper`` on CUDA; on CPU, bfloat16 autocast or plain float32.
+    """Mixed precision on CUDA (bfloat16 without a scaler where supported), bfloat16 or float32 on CPU.
 
     Args:
         optimizer: the built optimizer.
-        dtype: ``'float16'`` or ``'bfloat16'`` on CUDA (default float16).
-        loss_scale: CUDA float16 loss scaling, as in ``AmpOptimWrapper``.
-        cpu_dtype: ``'bfloat16'`` autocasts on CPU (:class:`CPUAutocastOptimWrapper`); None trains
-            in float32 there (the detection and segmentation configs: mmcv's CPU ops take float32 only).
+        dtype: on CUDA, ``'bfloat16'`` (no loss scaler) or ``'float16'`` (mmengine's ``AmpOptimWrapper``
+            with ``loss_scale``); None: bfloat16 where the GPU supports it, else float16.
+        loss_scale: float16 loss scaling, as in ``AmpOptimWrapper``.
+        cpu_dtype: ``'bfloat16'`` autocasts on CPU; None trains in float32 there (the detection and
+            segmentation configs: mmcv's CPU ops take float32 only).
         **kwargs: the rest of the ``OptimWrapper`` arguments.
 
     Returns:
         The optimizer wrapper.
     """
     if torch.cuda.is_available():
-        return AmpOptimWrapper(optimizer=optimizer, dtype=dtype or 'float16', loss_scale=loss_scale, **kwargs)
+        if dtype is None:
+            dtype = 'bfloat16' if torch.cuda.is_bf16_supported() else 'float16'
+        if dtype == 'bfloat16':
+            return AutocastOptimWrapper(optimizer=optimizer, dtype=dtype, **kwargs)
+        return AmpOptimWrapper(optimizer=optimizer, dtype=dtype, loss_scale=loss_scale, **kwargs)
     if cpu_dtype is None:
         return OptimWrapper(optimizer=optimizer, **kwargs)
-    return CPUAutocastOptimWrapper(optimizer=optimizer, dtype=cpu_dtype, **kwargs)
+    return AutocastOptimWrapper(optimizer=optimizer, dtype=cpu_dtype, **kwargs)
 
 
 OPTIM_WRAPPERS.register_module(name='AutoAmpOptimWrapper', module=AutoAmpOptimWrapper)

@@ -2,6 +2,8 @@
 _base_ = '../../configs/_base_/coma_runtime.py'
 default_scope = None
 default_hooks = dict(
+    # losses stay on the device and are read at the logger's interval: no iteration waits for the GPU
+    runtime_info=dict(type='DeferredRuntimeInfoHook'),
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),

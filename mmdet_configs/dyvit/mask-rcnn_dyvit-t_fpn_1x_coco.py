@@ -9,6 +9,7 @@ model = dict(
         with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=widths))
 optim_wrapper = dict(
-    _delete_=True, type='AutoAmpOptimWrapper', cpu_dtype=None,  # mmcv's CPU ops take float32 only
+    # float16 with loss scaling on CUDA (mmcv's CUDA ops take no bfloat16); mmcv's CPU ops take float32 only
+    _delete_=True, type='AutoAmpOptimWrapper', dtype='float16', cpu_dtype=None,
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))

@@ -394,3 +394,19 @@ def test_mask_epoch_hook_sets_the_model_epoch():
     model = build(complement_schedule='alternate')
     MaskEpochHook().before_train_epoch(SimpleNamespace(model=model, epoch=5))
     assert int(model.mask_epoch) == 5
+
+
+def test_hashed_mask_noise_is_uniform_and_ranks_every_unit_alike():
+    """The device-side noise (a hash of each sample's key and the unit): values uniform in [0, 1), and
+    the units it hides at ratio 0.6 hidden with frequency 0.6 each, as torch.rand's would be."""
+    from coma.models.algorithms.mae import hashed_uniform, mask_seed_for
+    keys = torch.tensor([mask_seed_for(0, step, i) for step in range(4) for i in range(1000)])
+    noise = hashed_uniform(keys, 49)
+    assert noise.dtype == torch.float32 and noise.min() >= 0 and noise.max() < 1
+    assert abs(float(noise.mean()) - 0.5) < 0.005
+    assert torch.histc(noise, bins=10, min=0, max=1).div(noise.numel()).sub(0.1).abs().max() < 0.005
+    hidden = torch.zeros_like(noise).scatter_(1, noise.argsort(1)[:, :29], 1.0)  # 29 of 49 units
+    freq = hidden.mean(0)  # 4000 samples: binomial sd of a frequency 0.0077
+    assert freq.sub(29 / 49).abs().max() < 0.035, freq
+    assert torch.equal(hashed_uniform(keys[:3], 49), noise[:3])  # a pure function of the key
+    assert len({tuple(r.tolist()) for r in noise.argsort(1)[:, :29].sort(1).values}) == 4000

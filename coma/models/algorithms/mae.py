@@ -58,6 +58,49 @@ def mask_seed_for(mask_seed: int, step: int, index: int) -> int:
     return int.from_bytes(digest, 'little') >> 1
 
 
+_MASK32 = 0xFFFFFFFF
+
+
+def _fmix32(h: torch.Tensor) -> torch.Tensor:
+    """MurmurHash3's 32-bit finaliser on int64 tensors holding values below 2**32 (products wrap; the
+    low 32 bits are kept)."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & _MASK32
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & _MASK32
+    return h ^ (h >> 16)
+
+
+def hashed_uniform(keys: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, n)`` float32 noise in [0, 1), a pure function of each row's 63-bit key and the column.
+
+    Counter-based: computed where ``keys`` live (on the GPU, without a generator or a host draw), the
+    same on every device and however the batch is split.
+
+    Args:
+        keys: ``(B,)`` int64 keys (from :func:`mask_seed_for`).
+        n: columns (units per sample).
+
+    Returns:
+        ``(B, n)`` float32, 24 random bits each (as ``torch.rand``).
+    """
+    lo, hi = keys & _MASK32, (keys >> 32) & _MASK32
+    col = torch.arange(n, device=keys.device, dtype=torch.int64)
+    h = _fmix32((col * 0x9E3779B9 + 0x7F4A7C15) & _MASK32)[None, :]  # 1, n
+    h = _fmix32(h ^ lo[:, None])
+    h = _fmix32(((h + hi[:, None]) * 0x27D4EB2F) & _MASK32)
+    return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def keyed_noise(keys: List[int], n: int, device: torch.device) -> torch.Tensor:
+    """:func:`hashed_uniform` for host keys: one small copy to ``device`` (pinned and non-blocking on a
+    GPU: no wait), the noise drawn there."""
+    keys = torch.tensor(keys, dtype=torch.int64)
+    if device.type == 'cuda':
+        keys = keys.pin_memory().to(device, non_blocking=True)
+    return hashed_uniform(keys.to(device), n)
+
+
 def _rows(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Rows ``ids`` ``(B, K)`` of ``x`` ``(B, N, D)``, as ``(B, K, D)`` (a gather: static shape, no sync)."""
     return torch.gather(x, 1, ids[..., None].expand(-1, -1, x.shape[-1]))
@@ -99,23 +142,50 @@ def maybe_compiled(module: nn.Module, method: str, compile_cfg: Union[bool, str,
     return fns[method]
 
 
+def _interrupted(err: BaseException) -> bool:
+    """Whether a time limit or an interrupt (not the compiler) is behind ``err``, through its causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (TimeoutError, KeyboardInterrupt)):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
 class _CompiledOrEager:
     """A compiled method that falls back to eager, with a warning, if compilation itself fails (a
-    default-on switch must not stop a training run on a stack where the compiler breaks)."""
+    default-on switch must not stop a training run on a stack where the compiler breaks). A time
+    limit or an interrupt that strikes during compilation is raised, not taken for a compiler failure.
+
+    Attributes:
+        fallback: why it runs eagerly (None while it runs compiled).
+    """
 
     def __init__(self, fn: Callable, options: Dict, name: str) -> None:
         self.eager, self.name = fn, name
         self.compiled: Optional[Callable] = torch.compile(fn, **options)
+        self.fallback: Optional[str] = None
 
     def __call__(self, *args, **kwargs):
         if self.compiled is not None:
             try:
                 return self.compiled(*args, **kwargs)
             except torch._dynamo.exc.TorchDynamoException as err:
+                if _interrupted(err):
+                    raise
                 self.compiled = None
-                print_log(f'torch.compile of {self.name} failed ({type(err).__name__}: {str(err)[:500]}); '
-                          f'running it eagerly from now on', logger='current', level=logging.WARNING)
+                self.fallback = f'{type(err).__name__}: {str(err)[:500]}'
+                print_log(f'torch.compile of {self.name} failed ({self.fallback}); running it eagerly from now on',
+                          logger='current', level=logging.WARNING)
         return self.eager(*args, **kwargs)
+
+
+def compile_fallbacks(model: nn.Module) -> Dict[str, str]:
+    """The compiled methods of ``model``'s modules that fell back to eager, with the reason (empty:
+    everything configured to compile ran compiled)."""
+    return {fn.name: fn.fallback for module in model.modules() for fn in _COMPILED.get(module, {}).values()
+            if fn.fallback is not None}
 
 
 class MAE(BaseModel):
@@ -161,7 +231,8 @@ class MAE(BaseModel):
         self.compile = compile
         self.head = MODELS.build(dict(dict(type='PixelReconstructionHead', norm_pix=norm_pix), **(head or {})))
         self.register_buffer('mask_step', torch.zeros((), dtype=torch.long))
-        self._step: Optional[int] = None  # host copy of mask_step for GPU runs (read once, not every step)
+        self._step: Optional[int] = 0  # host copy of mask_step (read again only when the buffer changed)
+        self._step_version = self.mask_step._version  # the buffer's version counter when _step was taken
 
     def _decoder_cfg(self, decoder: Dict) -> Dict:
         return dict(dict(in_dim=self.backbone.unit_dim, unit=self.unit), **decoder)
@@ -189,14 +260,15 @@ class MAE(BaseModel):
     def next_mask_step(self) -> int:
         """The training step whose masks are drawn now; advances the checkpointed ``mask_step``.
 
-        On a GPU the count is read from the device once (after construction or a checkpoint load)
-        and then kept on the host, so no step waits for the device.
+        The count is read from the buffer once (after construction, a checkpoint load or a change of
+        the buffer through ``fill_``) and then kept on the host, so no step waits for the device.
         """
-        if self.mask_step.device.type == 'cpu' or self._step is None:
+        if self._step is None or self._step_version != self.mask_step._version:
             self._step = int(self.mask_step)
         step = self._step
         self._step += 1
         self.mask_step.fill_(self._step)
+        self._step_version = self.mask_step._version
         return step
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
@@ -210,7 +282,8 @@ class MAE(BaseModel):
         ``(mask_seed, s, sample_idx)`` (hashed by :func:`mask_seed_for`) when the data samples carry ``sample_idx`` (then the masks do
         not depend on how the batch is split over processes), else ``(mask_seed, s, rank)``. The
         step count is a checkpointed buffer, so a resumed run draws the masks an uninterrupted one
-        would.
+        would. The noise is computed on the inputs' device (:func:`hashed_uniform`): only the keys,
+        one integer per sample, come from the host.
         """
         b = inputs.shape[0]
         n = self.grid(inputs)[0] * self.grid(inputs)[1]
@@ -219,12 +292,7 @@ class MAE(BaseModel):
         step = self.next_mask_step()
         ids = [s.metainfo.get('sample_idx') for s in data_samples] if data_samples else []
         if ids and all(i is not None for i in ids):
-            rows = [torch.rand(n, generator=torch.Generator().manual_seed(mask_seed_for(self.mask_seed, step, int(i))))
-                    for i in ids]
-            noise = torch.stack(rows)
-            if inputs.device.type == 'cuda':  # pinned + non-blocking: the copy does not wait for the GPU
-                return noise.pin_memory().to(inputs.device, non_blocking=True)
-            return noise.to(inputs.device)
+            return keyed_noise([mask_seed_for(self.mask_seed, step, int(i)) for i in ids], n, inputs.device)
         generator = torch.Generator(device=inputs.device).manual_seed(
             mask_seed_for(self.mask_seed, step, -1 - get_rank()))  # ranks: negative indices
         return torch.rand(b, n, generator=generator, device=inputs.device)
@@ -409,10 +477,8 @@ class CoMA(MAE):
         n = self.grid(inputs)[0] * self.grid(inputs)[1]
         pair, phase = divmod(epoch, 2)
         # negative 'steps' (-1 - pair): a stream of its own, apart from the per-step one
-        rows = [torch.rand(n, generator=torch.Generator().manual_seed(mask_seed_for(self.mask_seed, -1 - pair, int(i))))
-                for i in ids]
-        noise = torch.stack(rows)
-        return (1.0 - noise if phase else noise).to(inputs.device)
+        noise = keyed_noise([mask_seed_for(self.mask_seed, -1 - pair, int(i)) for i in ids], n, inputs.device)
+        return 1.0 - noise if phase else noise
 
     def sync_frozen(self) -> None:
         """(Re)creates M_{t-1} as an exact frozen copy of M_t (e.g. after loading weights into M_t)."""

@@ -5,7 +5,8 @@
 data_root = 'data/imagenet/'
 img_size = 224
 data_preprocessor = dict(
-    type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+    type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+    non_blocking=True)  # the batch (pinned by the loader) is copied to the GPU without waiting for it
 train_pipeline = [
     dict(type='LoadImage', skip_corrupt=False),
     dict(type='RandomResizedCrop', size=img_size, scale=(0.08, 1.0)),

@@ -2,7 +2,8 @@
 # a flat folder of images works too. RandomResizedCrop(224, 0.2-1) + flip, as MAE.
 data_root = 'data/imagenet/'
 data_preprocessor = dict(
-    type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+    type='ImgDataPreprocessor', mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+    non_blocking=True)  # the batch (pinned by the loader) is copied to the GPU without waiting for it
 train_pipeline = [
     dict(type='LoadImage', skip_corrupt=False),
     dict(type='RandomResizedCrop', size=224, scale=(0.2, 1.0)),
