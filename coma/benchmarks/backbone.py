@@ -99,6 +99,8 @@ def worker(spec):
             counted = count_aten_ops(small)
         ops = dict(ops=counted.total, kernel_ops=counted.kernels)
     result = measure(fn, spec['repeats'], device, warmup=1 if spec.get('compile') else 0)
+    if spec.get('compile'):  # torch.compile itself: a failure fails the row, nothing falls back to eager
+        ops['ran_compiled'] = True
     return emit_row(spec, result, model, **ops, imgs_per_s=spec['batch'] / result['median_s'])
 
 

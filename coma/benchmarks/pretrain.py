@@ -54,8 +54,6 @@ def worker(spec):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS
     import coma  # noqa: F401
-
-
     from coma.analysis import count_aten_ops
     _register_hiera()
     torch.manual_seed(0)
@@ -73,7 +71,11 @@ def worker(spec):
     # gradients and optimizer state of the training step
     result = measure(fn, spec['repeats'], device, warmup=1)
     ops = {}
-    if not spec.get('compile'):  # one step at batch 2 (forward, backward, AdamW), after the timing
+    if spec.get('compile'):  # a compiled row that fell back to eager says so
+        from coma.models.algorithms.mae import compile_fallbacks
+        fallbacks = compile_fallbacks(model)
+        ops = dict(ran_compiled=not fallbacks, **(dict(fallback=fallbacks) if fallbacks else {}))
+    else:  # one step at batch 2 (forward, backward, AdamW), after the timing
         x2 = torch.randn(2, 3, 224, 224, device=device)
         model.train_step(dict(inputs=x2), optim)
         counted = count_aten_ops(lambda: model.train_step(dict(inputs=x2), optim))
