@@ -106,7 +106,7 @@ def run(device: str, batch: int, repeats: int, budget_s: float, json_path: str,
     Returns:
         The report: device, rows, summary, seconds per stage.
     """
-    limits = dict({False: ROW_LIMIT_S[False], True: ROW_LIMIT_S[True], 'smoke': SMOKE_LIMIT_S}, **(limits or {}))
+    limits = {False: ROW_LIMIT_S[False], True: ROW_LIMIT_S[True], 'smoke': SMOKE_LIMIT_S, **(limits or {})}
     rows = plan(device, batch, repeats) if rows is None else rows
     start = clock()
     done: List[Dict] = []

@@ -42,7 +42,8 @@ def test_rows_past_the_budget_are_skipped_and_the_report_is_kept_after_each_row(
         seen.append(spec)
         return inner(module, spec, timeout)
     inner = _fake_runner(clock, [30, 40, 200, 10], results)
-    report = gpu_run.run('cuda', 8, 1, budget_s=100, json_path=path, rows=rows, runner=runner, clock=clock)
+    report = gpu_run.run('cuda', 8, 1, budget_s=100, json_path=path, rows=rows, runner=runner, clock=clock,
+                         limits={False: 60, True: 150, 'smoke': 150})
     status = [r['status'] for r in report['rows']]
     # 30 + 40 s leave 30 s: the third row is killed at what is left, the fourth gets nothing
     assert status == ['ok', 'ok', 'timeout', 'skipped']
