@@ -11,7 +11,7 @@
 # each in its own process under a hard limit (compilation included), the JSON rewritten after each row.
 # Outputs in $OUT (default work_dirs/gpu): gpu.txt, gpu_run.json, gpu_run.md; copy them to docs/gpu/.
 #
-# REHEARSE=1 runs the same rows on this machine's CPU (batch 2, one repeat, same limits), in an
+# REHEARSE=1 runs the same rows on this machine's CPU (batch 2, one repeat, limits and budget x3), in an
 # environment like the device image (see docs/benchmarks.md): what the rehearsal cannot show is what
 # only a GPU enforces, which tests/models/test_kernel_contract.py checks.
 #   PY=/tmp/gpuenv/bin/python REHEARSE=1 bash tools/gpu_speed.sh
@@ -31,5 +31,5 @@ else
 fi
 $PY -c "import torch, timm; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__)" | tee -a "$OUT/gpu.txt"
 start=$(date +%s)
-$PY tools/gpu_run.py --out "$OUT" --budget-s "$BUDGET_S" "${extra[@]}" 2>&1 | grep -v Warning
+$PY tools/gpu_run.py --out "$OUT" --budget-s "$BUDGET_S" "${extra[@]}" 2>&1 | grep --line-buffered -v Warning
 echo "gpu_speed.sh: $(( $(date +%s) - start )) s"
