@@ -1,4 +1,4 @@
-"""What a pre-trained DyViT checkpoint did to the network (issue 12's diagnosis).
+"""What a pre-trained DyViT checkpoint did to the network: a diagnosis of weights, attention and features.
 
 :func:`diagnose` compares a trained DyViT with a fresh one built with the same seed and reports,
 per block: the RMS of its linear weights against the fresh init, the scale (standard deviation) of

@@ -2,7 +2,7 @@
 # scenes of the downstream domain, 40x the labelled sets), sized for 2 CPU cores: 128-px crops (4x4
 # units), a 2 x 128 decoder, fp32, 248 steps of batch 32 (4 epochs of the pool; the file name is kept
 # from the 20-epoch recipe on 400 photo crops). The lr follows SPEC's rule, 1.5e-4 * 32 / 256: the
-# 80x larger lr used before made every downstream model worse (docs/results.md, issue 12).
+# 80x larger lr used before made every downstream model worse (docs/results.md).
 _base_ = [
     './_base_/models/coma_dyvit-b.py',
     './_base_/datasets/in1k_pretrain.py',

@@ -169,7 +169,7 @@ INTENDED = {
     # gets the lr and weight decay it got before
     'optim_wrapper.paramwise_cfg': (PRETRAIN_NAMES, None),
     'optim_wrapper.constructor': (PRETRAIN_NAMES, 'LayerDecayOptimWrapperConstructor'),
-    # issue 12: the demo detector samples RoIAlign bins 2x2 (10% less time per step), to fit make demo
+    # the demo detector samples RoIAlign bins 2x2 (10% less time per step), to fit make demo
     # in 25 minutes
     'model.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio': ((DET_DEMO,), 2),
     'model.roi_head.mask_roi_extractor.roi_layer.sampling_ratio': ((DET_DEMO,), 2),
@@ -189,7 +189,7 @@ INTENDED = {
     # so complement_schedule='alternate' is one option away; a no-op for a model without set_epoch
     'custom_hooks': (tuple(n for n in PRETRAIN_NAMES if n.startswith(('coma_', 'mae_dyvit'))),
                      [dict(type='FiniteLossHook'), dict(type='RNGStateHook'), dict(type='MaskEpochHook')]),
-    # issue 12: CoMA's latent targets are standardised over the batch; with raw targets loss_lat
+    # CoMA's latent targets are standardised over the batch; with raw targets loss_lat
     # collapsed the encoder (docs/results.md, "latent targets")
     'model.latent_target_norm': (tuple(n for n in PRETRAIN_NAMES if n.startswith('coma_')), 'batch'),
     # the ImageNet loops read the losses from the device at the logger's interval, not every iteration,
@@ -236,7 +236,7 @@ def _differences(got, expected, where=''):
 
 
 def test_configs_resolve_as_before():
-    """Issue 13 made the configs inherit; every one must resolve to the dict it resolved to before
+    """The configs inherit through _base_; every one must resolve to the dict it resolved to before
     (tests/data/resolved_configs.json, written by tests/data/dump_resolved_configs.py at the commit
     before the change), but for the keys in INTENDED and the ``_scope_`` marks explained in
     _without_default_scope. No config is added or lost silently either."""

@@ -1,4 +1,4 @@
-"""The checkpoint diagnosis (issue 12): its measures on known cases, and the tool end to end."""
+"""The checkpoint diagnosis: its measures on known cases, and the tool end to end."""
 import os
 import subprocess
 import sys

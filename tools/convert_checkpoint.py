@@ -19,7 +19,7 @@ import coma  # noqa: F401  (registers the backbones)
 from coma.models.backbones.dyvit import UNIT
 from coma.models.checkpoint import convert_pretrain_checkpoint
 
-convert = convert_pretrain_checkpoint  # the name this tool exported before (issue 13)
+convert = convert_pretrain_checkpoint  # an older name of the same function, kept for scripts that import it
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""The real-data pre-training efficiency study: CoMA against MAE on DyViT-N (issue 6).
+"""The real-data pre-training efficiency study: CoMA against MAE on DyViT-N.
 
     python tools/study_efficiency.py [--epochs 16] [--seeds 0 1 2] [--jobs 2] [--work-dir work_dirs/study]
         [--results docs/results.md]

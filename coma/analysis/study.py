@@ -1,4 +1,4 @@
-"""The real-data pre-training efficiency study: CoMA against MAE on DyViT-N (issue 6), run by
+"""The real-data pre-training efficiency study: CoMA against MAE on DyViT-N, run by
 ``tools/study_efficiency.py``.
 
 Data: ``tools/make_demo_data.py --imagenet``, i.e. crops of 10 of scikit-image's bundled photos,

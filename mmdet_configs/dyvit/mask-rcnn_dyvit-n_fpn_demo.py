@@ -48,7 +48,7 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=4e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9),
     clip_grad=dict(max_norm=10.0))
-max_epochs = 8  # 96 iterations (10 before issue 12: cut to fit make demo in 25 minutes)
+max_epochs = 8  # 96 iterations: make demo fits in 25 minutes
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=40),

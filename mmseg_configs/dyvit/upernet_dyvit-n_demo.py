@@ -51,7 +51,7 @@ optim_wrapper = dict(
     _delete_=True, type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-4, betas=(0.9, 0.999), weight_decay=0.01),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))
-iters = 320  # 400 before issue 12: cut to fit make demo in 25 minutes
+iters = 320  # make demo fits in 25 minutes
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=40),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=40, end=iters, by_epoch=False),

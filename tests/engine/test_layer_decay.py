@@ -61,7 +61,7 @@ def test_every_trainable_parameter_is_in_one_group():
 
 @pytest.mark.parametrize('algo', ['CoMA', 'MAE'])
 def test_pretraining_groups_match_the_old_recipe(algo):
-    """Issue 13: the pre-training configs' weight-decay exclusions come from the models'
+    """The pre-training configs' weight-decay exclusions come from the models'
     ``no_weight_decay()`` (through the layer-decay constructor at rate 1). Every trainable parameter
     gets the lr and weight decay that the old ``paramwise_cfg`` (norm/bias multipliers and the
     custom keys below) gave it."""

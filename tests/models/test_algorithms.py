@@ -84,7 +84,7 @@ def test_coma_without_latent_loss_trains_exactly_as_mae():
     """lambda_lat = 0: M_t optimises MAE's pixel loss on the same masks. Built from the same seed, the
     two share every weight (CoMA's latent head draws from a forked generator) and leave the global
     generator in the same state, so they train bit-identically: ablations of the latent loss pair
-    exactly with MAE, with no decoder-init noise between them (issue 12, docs/results.md)."""
+    exactly with MAE, with no decoder-init noise between them (docs/results.md)."""
     from mmengine.structures import BaseDataElement
     models, after_build = {}, {}
     for name, kind, extra in (('mae', 'MAE', {}), ('coma', 'CoMA', dict(lambda_lat=0.0, eval_interval=2))):

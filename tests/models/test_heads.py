@@ -1,4 +1,4 @@
-"""The pre-training heads own their targets and config-built losses (issue 13)."""
+"""The pre-training heads own their targets and config-built losses."""
 import pytest
 import torch
 from mmengine.registry import MODELS

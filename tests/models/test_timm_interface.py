@@ -1,4 +1,4 @@
-"""DyViT's timm interface (issue 13): timm's builder, forward_features / forward_head /
+"""DyViT's timm interface: timm's builder, forward_features / forward_head /
 forward_intermediates, no head on the mmengine backbone, one source for weight decay, init by
 module name and the drop-path split."""
 import warnings

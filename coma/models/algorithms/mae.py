@@ -201,7 +201,7 @@ class MAE(BaseModel):
             loss); its keys override ``norm_pix``.
         visible_loss_weight: weight of ``loss_pix_visible``, the same pixel loss on the units the
             encoder saw (0, the default: MAE's loss on hidden units only; MAE's paper ablates a loss
-            on every patch). An option of issue 12's diagnosis: it asks every visible unit's latent
+            on every patch). An option measured in docs/results.md: it asks every visible unit's latent
             to keep its own content (docs/results.md).
         mask_seed: masks of training step ``s`` on rank ``r`` come from a generator seeded with
             ``(mask_seed, s, r)``; the step count is saved in checkpoints, so a resumed run draws
@@ -376,9 +376,8 @@ class CoMA(MAE):
         latent_loss: ``'cosine'`` or ``'smooth_l1'`` (the default of ``latent_head``'s loss).
         latent_target_norm: ``'batch'`` (default): every channel of M_{t-1}'s latents is
             standardised over the batch's scored units before the distance, so that a collapsed
-            encoder (every unit the same latent) scores nothing; ``'none'``: raw latents (the
-            behaviour before issue 12's fix, which let ``loss_lat`` drive the encoder to collapse:
-            docs/results.md); ``'instance'``: each channel standardised over each image's own
+            encoder (every unit the same latent) scores nothing; ``'none'``: raw latents, with which
+            ``loss_lat`` drives the encoder to collapse (docs/results.md); ``'instance'``: each channel standardised over each image's own
             scored units, so that image-level latents score nothing either (only how an image's
             units differ is predicted; data2vec's instance norm). The default of ``latent_head``'s loss.
         mask_seed: as in :class:`MAE`.

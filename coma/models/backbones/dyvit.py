@@ -149,7 +149,7 @@ class DyViTStage(nn.Module):
 
     The relative-position biases of all blocks are gathered once per forward, with one ``take`` per
     table kind and coarse plan, and the weights of their ``q``/``kv_fine`` GEMMs with one ``cat``
-    (not six small ops per block, a ninth of DyViT-B's ATen ops; issue 11).
+    (not six small ops per block, a ninth of DyViT-B's ATen ops).
     """
     #: Pack the output projections and MLPs with the attention weights (:func:`fused_weights`'s ``pack``):
     #: None (auto: under autocast or off the CPU), or True / False to force it (tests, benchmarks).
@@ -237,7 +237,7 @@ class DyViT(BaseModule):
             to the last stage's width and is added to the last stage's output before its norm, so the
             reconstruction reads every stage directly. False (the default): the last stage alone. The
             heads are not part of the downstream backbone: the checkpoint converter drops them. An
-            option of issue 12's diagnosis (docs/results.md).
+            option measured in docs/results.md.
         num_classes: deprecated: the backbone carries no classifier. A value > 0 builds the timm
             classification model (:class:`coma.models.timm_models.TimmDyViT`) instead, with a
             warning; use ``timm.create_model('dyvit_<arch>', num_classes=N)``.

@@ -17,7 +17,7 @@ Tokens are unit-major rows: ``(B*U*T, C)`` for ``B`` samples of ``U`` units (all
 mode, only the visible ones in masked mode) of ``T = s*s`` tokens each (see
 :mod:`coma.models.layers.units`), so the same code runs the dense and the sparse masked forward.
 
-Speed (issue 11): every index the attention needs is built once per forward and stage, outside the
+Speed: every index the attention needs is built once per forward and stage, outside the
 blocks (:class:`CoarsePlan`; dense plans are cached per batch, grid, shift, stage and device), and
 holds no data-dependent shapes, so the forward compiles as one graph. A stage gathers the biases of
 all its layers with one ``take`` per table kind and plan (:func:`coarse_biases`) and the weights of

@@ -50,7 +50,7 @@ class LatentPredictionLoss(nn.Module):
             data2vec's instance norm of its teacher's tokens).
             With ``'batch'``, an encoder that gives every unit the same latent gets all-zero targets,
             which no prediction matches: the loss no longer rewards the collapse that an exact copy
-            (m = 0) as target model otherwise allows (docs/results.md, issue 12). Under DDP the
+            (m = 0) as target model otherwise allows (docs/results.md). Under DDP the
             statistics are those of the global batch (all-reduced), so N processes compute what
             one process does with the whole batch. ``'instance'`` also removes what a channel has in
             common over an image's units: an image-level latent (every unit of an image the same,

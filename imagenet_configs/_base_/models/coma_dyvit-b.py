@@ -1,6 +1,6 @@
 # CoMA on DyViT-B, our reading of the paper (docs/design.md): 32-px units, ratio 0.6, M_{t-1} = the
 # previous step (m=0), lambda_lat = 1 with a cosine latent loss on batch-standardised targets (without
-# them, loss_lat drives the encoder to collapse: docs/results.md, issue 12), MAE's decoder (8 x 512),
+# them, loss_lat drives the encoder to collapse: docs/results.md), MAE's decoder (8 x 512),
 # normalised pixel targets. The data preprocessor comes from the dataset base: set it in the config.
 model = dict(
     type='CoMA',
