@@ -37,15 +37,19 @@ class Data(torch.utils.data.Dataset):
         return dict(inputs=torch.ones(2) * i)
 
 
-def test_nan_loss_stops_with_the_iteration_and_keeps_good_checkpoints(tmp_path):
-    runner = Runner(
-        model=dict(type='BlowUp', bad_from=5), work_dir=str(tmp_path),
+def _blow_up_runner(work_dir, **default_hooks):
+    """20 iterations of :class:`BlowUp` (NaN from iteration 6) with ``FiniteLossHook``."""
+    return Runner(
+        model=dict(type='BlowUp', bad_from=5), work_dir=str(work_dir),
         train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler'),
                               collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=False, max_iters=20),
-        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
+        train_cfg=dict(by_epoch=False, max_iters=20), default_hooks=default_hooks,
         custom_hooks=[dict(type='FiniteLossHook')], default_scope=None)
+
+
+def test_nan_loss_stops_with_the_iteration_and_keeps_good_checkpoints(tmp_path):
+    runner = _blow_up_runner(tmp_path, checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False))
     with pytest.raises(FloatingPointError, match=r'non-finite loss = nan at iteration 6 .*Last good checkpoint: .*iter_4.pth'):
         runner.train()
     saved = sorted(p.name for p in tmp_path.glob('iter_*.pth'))
@@ -58,15 +62,9 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_good_checkpoints(tmp_path):
 def test_a_non_finite_loss_found_at_the_next_log_line_names_its_own_iteration(tmp_path):
     """The losses are read at the logger's interval (no host read per iteration): a NaN at iteration 6
     is found at iteration 8, the next log line, and named as iteration 6; no checkpoint is written."""
-    runner = Runner(
-        model=dict(type='BlowUp', bad_from=5), work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=Data(), batch_size=2, num_workers=0, sampler=dict(type='DefaultSampler'),
-                              collate_fn=dict(type='default_collate')),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=False, max_iters=20),
-        default_hooks=dict(runtime_info=dict(type='DeferredRuntimeInfoHook'), logger=dict(type='LoggerHook', interval=4),
-                           checkpoint=dict(type='CheckpointHook', interval=10, by_epoch=False)),
-        custom_hooks=[dict(type='FiniteLossHook')], default_scope=None)
+    runner = _blow_up_runner(tmp_path, runtime_info=dict(type='DeferredRuntimeInfoHook'),
+                             logger=dict(type='LoggerHook', interval=4),
+                             checkpoint=dict(type='CheckpointHook', interval=10, by_epoch=False))
     with pytest.raises(FloatingPointError, match=r'non-finite loss = nan at iteration 6 .*none saved yet'):
         runner.train()
     assert runner.model.calls == 8 and not list(tmp_path.glob('iter_*.pth'))
