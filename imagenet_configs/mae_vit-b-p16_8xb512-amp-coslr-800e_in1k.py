@@ -15,5 +15,7 @@ model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
 )
 train_dataloader = dict(batch_size=512)
+# every buffer is the same on every rank (no BatchNorm): no broadcast, and no read of the step counter, per step
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 4096 / 256))
 auto_scale_lr = dict(base_batch_size=4096)

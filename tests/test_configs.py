@@ -200,6 +200,10 @@ INTENDED = {
     # mmcv's CUDA RoIAlign and other ops take float16, not bfloat16: the detector and segmenter keep
     # float16 with loss scaling where AutoAmpOptimWrapper now picks bfloat16 by default
     'optim_wrapper.dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), 'float16'),
+    # DDP broadcasting the buffers every step would change the step counter's version and make the
+    # model read it back from the GPU every step; MAE's buffers are the same on every rank
+    'model_wrapper_cfg': (('mae_dyvit-b_8xb256-amp-coslr-800e_in1k.py', 'mae_vit-b-p16_8xb512-amp-coslr-800e_in1k.py'),
+                          dict(type='MMDistributedDataParallel', broadcast_buffers=False)),
 }
 
 
