@@ -272,6 +272,27 @@ def test_with_cp_matches_plain():
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-4, msg=n)
 
 
+def test_with_cp_recomputes_each_block_in_the_backward():
+    """Checkpointing does what it is for: each block's forward runs again in the backward (and only
+    then), so its activations were not kept."""
+    calls = {}
+    for with_cp in (False, True):
+        m = DyViT('nano', with_cp=with_cp)
+        count = [0]
+        for stage in m.stages:
+            for blk in stage.blocks:  # counted around forward: the recomputation runs no module hooks
+                def counted(*args, _forward=blk.forward, **kwargs):
+                    count[0] += 1
+                    return _forward(*args, **kwargs)
+                blk.forward = counted
+        out = sum(o.sum() for o in m(torch.randn(1, 3, 64, 64)))
+        forward = count[0]
+        out.backward()
+        calls[with_cp] = (forward, count[0] - forward)
+    blocks = sum(ARCH_SETTINGS['nano']['depths'])
+    assert calls == {False: (blocks, 0), True: (blocks, blocks)}
+
+
 def test_drop_path():
     m = DyViT('nano', drop_path_rate=0.5)
     x = torch.randn(2, 3, 64, 64)
