@@ -31,6 +31,21 @@ def test_frequency_over_1600_iterations():
     assert abs(rand_counts.sum() / (1600 * 49) - num_hidden((7, 7), 0.6) / 49) < 1e-6
 
 
+def test_the_adaptive_models_own_masks_are_binomial_per_unit():
+    """What the gradient sees: M_t's own mask hides each unit with probability k/N at every iteration,
+    independently, so over 1,600 iterations a unit's count is Binomial(1600, 29/49): the spread across
+    units must match (a mask stuck on some units, or one that never changes, fails)."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.zeros(49)
+    for _ in range(1600):
+        mask, _ = complementary_masks(1, (7, 7), 0.6, generator=g)
+        counts += mask.flatten().float()
+    p = num_hidden((7, 7), 0.6) / 49
+    assert abs(float(counts.mean()) - 1600 * p) < 1e-3  # every iteration hides exactly k units
+    ratio = float(counts.var()) / (1600 * p * (1 - p))  # chi-square with 48 dof over 48: 99.9% in [0.5, 1.7]
+    assert 0.5 < ratio < 1.7, (ratio, counts)
+
+
 def test_masks_are_reproducible_with_a_generator():
     a = random_masks(4, (7, 7), 0.6, generator=torch.Generator().manual_seed(3))
     b = random_masks(4, (7, 7), 0.6, generator=torch.Generator().manual_seed(3))
