@@ -27,6 +27,16 @@ def metrics(work_dir):
         return json.load(f)
 
 
+def kill_point(low, high):
+    """The iteration after which a SIGKILL test kills its run, in ``[low, high]``: drawn from a seed that
+    is ``$COMA_KILL_SEED`` if set, else a fresh one. Returns ``(k, label)``; the label names the seed
+    (``k=4, COMA_KILL_SEED=123``), to put in every failure message so that a failing point can be rerun."""
+    import random
+    seed = int(os.environ.get('COMA_KILL_SEED', random.SystemRandom().randrange(2 ** 32)))
+    k = random.Random(seed).randint(low, high)
+    return k, f'killed after iteration {k}; rerun with COMA_KILL_SEED={seed}'
+
+
 def kill_after(cmd, pattern, k):
     """Starts ``cmd`` and SIGKILLs it at the first output line whose ``pattern`` group 1 is ``>= k``.
 

@@ -4,7 +4,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from _helpers import ROOT, kill_after, metrics, run
+from _helpers import ROOT, kill_after, kill_point, metrics, run
 
 DET_CFG = osp.join(ROOT, 'mmdet_configs', 'dyvit', 'mask-rcnn_dyvit-n_fpn_demo.py')
 SEG_CFG = osp.join(ROOT, 'mmseg_configs', 'dyvit', 'upernet_dyvit-n_demo.py')
@@ -57,7 +57,6 @@ def test_upernet_sigkill_then_resume_gives_the_uninterrupted_run(demo_data, tmp_
     UperNet's heads use dropout, so this needs the random states saved by RNGStateHook, and the
     data order that mmengine's iteration loop replays on resume.
     """
-    import random
     import signal
 
     import torch
@@ -70,14 +69,14 @@ def test_upernet_sigkill_then_resume_gives_the_uninterrupted_run(demo_data, tmp_
             'default_hooks.checkpoint.max_keep_ckpts=5']
     full, killed = tmp_path / 'full', tmp_path / 'killed'
     run('train.py', SEG_CFG, '--work-dir', str(full), '--cfg-options', *opts)
-    k = random.Random().randint(3, 5)  # after the checkpoint of iteration 2, before the end
+    k, label = kill_point(3, 5)  # after the checkpoint of iteration 2, before the end
     rc = kill_after([sys.executable, osp.join(ROOT, 'tools', 'train.py'), SEG_CFG, '--work-dir', str(killed),
                      '--cfg-options', *opts], r'Iter\(train\)\s*\[\s*(\d+)/', k)
-    assert rc == -signal.SIGKILL, f'the run ended before the kill (k={k})'
-    assert not (killed / 'iter_6.pth').exists()
+    assert rc == -signal.SIGKILL, f'the run ended before the kill ({label})'
+    assert not (killed / 'iter_6.pth').exists(), label
     run('train.py', SEG_CFG, '--work-dir', str(killed), '--resume', '--cfg-options', *opts)
     wf = safe_torch_load(str(full / 'iter_6.pth'))['state_dict']
     wk = safe_torch_load(str(killed / 'iter_6.pth'))['state_dict']
     assert wf.keys() == wk.keys()
     for key in wf:
-        torch.testing.assert_close(wk[key], wf[key], rtol=1e-5, atol=1e-6, msg=f'{key} (killed after iter {k})')
+        torch.testing.assert_close(wk[key], wf[key], rtol=1e-5, atol=1e-6, msg=f'{key} ({label})')
