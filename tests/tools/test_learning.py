@@ -2,7 +2,7 @@
 
 Both train from random initialisation on the generated demo data with the demo configs' own
 schedules (a few minutes each on 2 CPU cores) and are scored on the held-out demo split.
-Thresholds are set well below what we measured (see the README's results table) and far above
+Thresholds are set well below what we measured (see docs/results.md) and far above
 chance: an untrained Mask R-CNN scores ~0 mAP; predicting one class everywhere gives ~1/4 of the
 classes' IoU.
 """
