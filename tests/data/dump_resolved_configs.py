@@ -1,6 +1,6 @@
 """Writes every config's resolved dict to ``tests/data/resolved_configs.json``.
 
-The snapshot was taken before the configs were made to inherit (issue 13); ``tests/test_configs.py``
+The snapshot was taken before the configs were made to inherit; ``tests/test_configs.py``
 proves every config still resolves to it. Re-run this only for an intended change of a recipe, and
 say so in the commit::
 

@@ -1,8 +1,9 @@
-"""Checkpoints saved before issue 13's restructuring load and compute the same: a CoMA pre-training
+"""Checkpoints saved by the code of commit b77a554 (before the heads, the timm classifier and the
+optimizer rules moved) load and compute the same: a CoMA pre-training
 checkpoint (strict load, same losses, converts), a classifier of the old ``DyViT(num_classes=N)``
 (now timm's ``TimmDyViT``: same logits) and a demo Mask R-CNN (strict load, same backbone
 features). The fixtures are made at test time by the code of commit b77a554, taken from this
-clone's history (tests/data/make_pre_issue13_fixture.py)."""
+clone's history (tests/data/make_layout_b77a554_fixture.py)."""
 import os
 import os.path as osp
 import subprocess
@@ -21,16 +22,16 @@ OLD_COMMIT = 'b77a554'
 
 @pytest.fixture(scope='module')
 def old(tmp_path_factory):
-    here = tmp_path_factory.mktemp('pre_issue13')
+    here = tmp_path_factory.mktemp('b77a554')
     src = here / 'src'
     src.mkdir()
     archive = subprocess.run(['git', '-C', ROOT, 'archive', OLD_COMMIT, 'coma', 'imagenet_configs', 'mmdet_configs',
                               'configs'], capture_output=True)
-    assert archive.returncode == 0, (f'commit {OLD_COMMIT} (before issue 13) is not in this clone\'s history: '
+    assert archive.returncode == 0, (f'commit {OLD_COMMIT} is not in this clone\'s history: '
                                      + archive.stderr.decode()[-300:])
     subprocess.run(['tar', '-x', '-C', str(src)], input=archive.stdout, check=True)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(src))
-    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tests', 'data', 'make_pre_issue13_fixture.py'), str(src),
+    proc = subprocess.run([sys.executable, osp.join(ROOT, 'tests', 'data', 'make_layout_b77a554_fixture.py'), str(src),
                            str(here)], capture_output=True, text=True, env=env, cwd=str(here))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return here, torch.load(here / 'outputs.pth')
@@ -40,7 +41,7 @@ def test_pretraining_checkpoint_loads_strictly_and_gives_the_same_losses(old, tm
     here, ref = old
     ckpt = torch.load(here / 'coma_pretrain.pth')
     cfg = Config.fromstring(ckpt['meta']['cfg'], '.py')
-    # issue 12 changed the default latent target to batch-standardised (a loss setting, no state):
+    # the default latent target is now batch-standardised (a loss setting, no state):
     # the old run's losses are those of raw targets
     cfg.model.setdefault('latent_target_norm', 'none')
     model = MODELS.build(cfg.model)

@@ -342,10 +342,10 @@ def test_arch_validation():
         DyViT('nano', out_indices=(4,))
 
 
-# ---------------------------------------------------------------- checkpoints made before issue 11
+# ---------------------------------------------------------------- checkpoints made by the DM-MSA of aa32a02
 def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
     """A converted backbone and its features, made here by the DM-MSA of commit aa32a02 (taken from
-    the repository's history by tests/data/make_pre_issue11_fixture.py). The state dict is unchanged,
+    the repository's history by tests/data/make_dmmsa_aa32a02_fixture.py). The state dict is unchanged,
     so it loads strictly and the features agree to 1e-5."""
     import os
     import subprocess
@@ -358,13 +358,13 @@ def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
     old = os.path.join(here, 'old')
     os.makedirs(old)
     archive = subprocess.run(['git', '-C', root, 'archive', 'aa32a02', 'coma'], capture_output=True)
-    assert archive.returncode == 0, ('commit aa32a02 (before issue 11) is not in this clone\'s history: '
+    assert archive.returncode == 0, ('commit aa32a02 is not in this clone\'s history: '
                                      + archive.stderr.decode()[-300:])
     subprocess.run(['tar', '-x', '-C', old], input=archive.stdout, check=True)
-    subprocess.run([sys.executable, os.path.join(root, 'tests', 'data', 'make_pre_issue11_fixture.py'), old, here],
+    subprocess.run([sys.executable, os.path.join(root, 'tests', 'data', 'make_dmmsa_aa32a02_fixture.py'), old, here],
                    check=True, capture_output=True)
-    ckpt = os.path.join(here, 'dyvit_pre_issue11_converted.pth')
-    ref = torch.load(os.path.join(here, 'dyvit_pre_issue11_features.pth'))
+    ckpt = os.path.join(here, 'dyvit_aa32a02_converted.pth')
+    ref = torch.load(os.path.join(here, 'dyvit_aa32a02_features.pth'))
     cfg = torch.load(ckpt)['meta']['backbone']
     m = DyViT(cfg['arch'], out_indices=cfg['out_indices']).eval()
     missing, unexpected = load_backbone_checkpoint(m, ckpt)

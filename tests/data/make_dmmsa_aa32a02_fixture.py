@@ -1,6 +1,6 @@
-"""Made with the DM-MSA of commit aa32a02 (before issue 11): a converted backbone checkpoint and its features.
+"""Made with the DM-MSA of commit aa32a02: a converted backbone checkpoint and its features.
 
-    python tests/data/make_pre_issue11_fixture.py OLD_SOURCE OUT_DIR   # OLD_SOURCE: `git archive aa32a02 coma`
+    python tests/data/make_dmmsa_aa32a02_fixture.py OLD_SOURCE OUT_DIR   # OLD_SOURCE: `git archive aa32a02 coma`
 """
 import os, sys, types, torch
 root, out = sys.argv[1], sys.argv[2]  # a checkout of commit aa32a02; where the two files go
@@ -26,7 +26,7 @@ with torch.no_grad():
     masked = m.forward_masked(xm, mask)
 torch.save(dict(state_dict=m.state_dict(), meta=dict(backbone=dict(type='DyViT', arch=arch, out_indices=(0, 1, 2, 3)),
                                                     made_by='DyViT of commit aa32a02')),
-           os.path.join(out, 'dyvit_pre_issue11_converted.pth'))
+           os.path.join(out, 'dyvit_aa32a02_converted.pth'))
 torch.save(dict(dense_input=x, dense_features=feats, masked_input=xm, mask=mask, masked_features=masked),
-           os.path.join(out, 'dyvit_pre_issue11_features.pth'))
+           os.path.join(out, 'dyvit_aa32a02_features.pth'))
 print(sum(p.numel() for p in m.parameters()))

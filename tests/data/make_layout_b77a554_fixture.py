@@ -1,8 +1,8 @@
-"""Checkpoints made by the code of commit b77a554 (before issue 13 moved the heads, the timm
-classifier and the optimizer rules): a CoMA pre-training checkpoint with its losses, a timm-style
+"""Checkpoints made by the code of commit b77a554 (before the heads, the timm classifier and
+the optimizer rules moved): a CoMA pre-training checkpoint with its losses, a timm-style
 DyViT classifier with its logits, and a demo Mask R-CNN with its backbone features.
 
-    python tests/data/make_pre_issue13_fixture.py OLD_CHECKOUT OUT_DIR
+    python tests/data/make_layout_b77a554_fixture.py OLD_CHECKOUT OUT_DIR
     # OLD_CHECKOUT: `git archive b77a554 coma imagenet_configs mmdet_configs configs`, extracted
 """
 import os
