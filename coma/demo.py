@@ -28,8 +28,8 @@ PRIORITY = ('data', 'pretrain', 'pretrain-mae', 'det-scratch', 'det', 'det-mae',
 DOWNSTREAM = {'det': ('det', 'coma'), 'det-mae': ('det', 'mae'), 'det-scratch': ('det', 'scratch'),
               'seg': ('seg', 'coma'), 'seg-mae': ('seg', 'mae'), 'seg-scratch': ('seg', 'scratch')}
 RECIPES = {
-    'demo': dict(pretrain='imagenet_configs/coma_dyvit-n_1xb32-coslr-20e_demo.py',
-                 pretrain_mae='imagenet_configs/mae_dyvit-n_1xb32-coslr-20e_demo.py', pretrain_data='pool',
+    'demo': dict(pretrain='imagenet_configs/coma_dyvit-n_1xb32-coslr-4e_demo.py',
+                 pretrain_mae='imagenet_configs/mae_dyvit-n_1xb32-coslr-4e_demo.py', pretrain_data='pool',
                  det='mmdet_configs/dyvit/mask-rcnn_dyvit-n_fpn_demo.py',
                  seg='mmseg_configs/dyvit/upernet_dyvit-n_demo.py', img_size=128),
     'full': dict(pretrain='imagenet_configs/coma_dyvit-b_8xb256-amp-coslr-800e_in1k.py',

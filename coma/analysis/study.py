@@ -7,7 +7,7 @@ each photo). Real photographs, no download.
 
 Protocol, for each method (CoMA, MAE), seed and pre-training budget b in {E/8, E/4, E/2, E}:
 1. pre-train DyViT-N for b epochs through the mmengine Runner with the demo configs
-   (``imagenet_configs/{coma,mae}_dyvit-n_1xb32-coslr-20e_demo.py``), identical except for the
+   (``imagenet_configs/{coma,mae}_dyvit-n_1xb32-coslr-4e_demo.py``), identical except for the
    algorithm: same data, batch, mask ratio, optimizer, a schedule of b epochs (warm-up b/8), the
    Runner seed and the mask seed = seed;
 2. convert the checkpoint (:func:`coma.models.checkpoint.convert_pretrain_checkpoint`);
@@ -36,7 +36,7 @@ from coma.analysis.features import linear_probe
 def study_configs(root: str) -> Dict[str, str]:
     """The demo configs the study runs, under the checkout ``root``."""
     cfg = lambda name: osp.join(root, 'imagenet_configs', name)  # noqa: E731
-    return dict(coma=cfg('coma_dyvit-n_1xb32-coslr-20e_demo.py'), mae=cfg('mae_dyvit-n_1xb32-coslr-20e_demo.py'),
+    return dict(coma=cfg('coma_dyvit-n_1xb32-coslr-4e_demo.py'), mae=cfg('mae_dyvit-n_1xb32-coslr-4e_demo.py'),
                 finetune=cfg('finetune_dyvit-n_1xb32-coslr-10e_demo.py'),
                 linprobe=cfg('linprobe_dyvit-n_1xb32-coslr-20e_demo.py'))
 

@@ -68,7 +68,7 @@ def test_pretraining_groups_match_the_old_recipe(algo):
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS
-    cfg = Config.fromfile(osp.join(ROOT, 'imagenet_configs', f'{algo.lower()}_dyvit-n_1xb32-coslr-20e_demo.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'imagenet_configs', f'{algo.lower()}_dyvit-n_1xb32-coslr-4e_demo.py'))
     model = MODELS.build(cfg.model)
     old = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
                paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0,

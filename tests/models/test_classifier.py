@@ -14,7 +14,7 @@ from coma.models.backbones.dyvit import ARCH_SETTINGS
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 FT_CFG = osp.join(ROOT, 'imagenet_configs', 'finetune_dyvit-n_1xb32-coslr-10e_demo.py')
 LP_CFG = osp.join(ROOT, 'imagenet_configs', 'linprobe_dyvit-n_1xb32-coslr-20e_demo.py')
-PRE_CFG = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py')
+PRE_CFG = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-4e_demo.py')
 NUM_CLASSES = 10
 
 

@@ -132,7 +132,7 @@ def test_conversion_clamps_the_offsets_a_small_pretraining_grid_never_trained(tm
     clamp_offsets no downstream offset reads an untrained (random) row."""
     from mmengine.registry import MODELS as ROOT_MODELS
     from coma.models.checkpoint import convert_pretrain_checkpoint as convert, pretrain_grid
-    cfg = Config.fromfile(os.path.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py'))
+    cfg = Config.fromfile(os.path.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-4e_demo.py'))
     assert pretrain_grid(cfg) == (4, 4)
     coma_model = ROOT_MODELS.build(dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
                                         decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4)))

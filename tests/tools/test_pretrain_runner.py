@@ -14,7 +14,7 @@ from coma.engine import safe_torch_load
 from _helpers import kill_after, kill_point
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BASE = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-20e_demo.py')
+BASE = osp.join(ROOT, 'imagenet_configs', 'coma_dyvit-n_1xb32-coslr-4e_demo.py')
 # the demo config with a deterministic pipeline (no random crop/flip): two runs see identical batches
 TEST_CFG = f"""_base_ = '{BASE}'
 train_dataloader = dict(dataset=dict(pipeline=[
