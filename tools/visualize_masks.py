@@ -1,9 +1,11 @@
-"""The paper's Figure 2: per-unit masking frequency over N iterations, random vs complementary.
+"""The paper's Figure 2: how often each unit is hidden over N steps, as the models draw their masks.
 
-    python tools/visualize_masks.py [--iters 1600] [--ratio 0.6] [--grid 7 7] [--out work_dirs/masks.png]
+    python tools/visualize_masks.py [--iters 1600] [--ratio 0.6] [--grid 7 7] [--out work_dirs/mask_frequency.png]
 
-Random (MAE) masks are drawn independently each iteration; for complementary (CoMA) masks both
-branches are counted, so every unit is hidden exactly once per iteration.
+Four maps of one image's units (one step an epoch): MAE's mask; CoMA's two branches counted together
+(uniform by construction: every unit is hidden from exactly one branch at every step); the adaptive
+model M_t's own mask under ``complement_schedule='iid'`` (the default: drawn afresh, so binomial like
+MAE's) and under ``'alternate'``. M_t's own map is what its gradient sees.
 """
 import argparse
 

@@ -1,54 +1,81 @@
-"""Pictures: the paper's Figure 2 (per-unit masking frequency, random vs complementary) and a
+"""Pictures: the paper's Figure 2 (per-unit masking frequency: MAE, CoMA's two branches, M_t's own mask) and a
 pre-trained model's reconstructions (``tools/visualize_masks.py``, ``tools/visualize_reconstruction.py``).
 """
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 
-def mask_frequencies(iters: int, ratio: float, grid: Tuple[int, int], seed: int = 0):
-    """How often each unit is hidden over ``iters`` draws: random (MAE) masks, and complementary
-    (CoMA) masks with both branches counted (every unit exactly once per draw).
+#: The maps of :func:`mask_frequencies`, in plotting order, with their titles.
+MASK_MAPS = (('mae', 'MAE: the encoder\'s mask'),
+             ('coma_both', 'CoMA: both branches counted\n(every unit once per step, by construction)'),
+             ('coma_iid', "CoMA: M_t's own mask, complement_schedule='iid'"),
+             ('coma_alternate', "CoMA: M_t's own mask, complement_schedule='alternate'"))
+
+
+def mask_frequencies(iters: int, ratio: float, grid: Tuple[int, int], seed: int = 0) -> Dict[str, torch.Tensor]:
+    """How often each unit of one image (``sample_idx`` 0) is hidden over ``iters`` training steps,
+    drawn by the models themselves (``mask_seed=seed``; one step per epoch, as for an image seen once
+    an epoch). Keys (:data:`MASK_MAPS`): ``'mae'``, MAE's mask; ``'coma_both'``, CoMA's mask and its
+    complement counted together (every unit exactly once per step); ``'coma_iid'`` and
+    ``'coma_alternate'``, the adaptive model M_t's own mask under each ``complement_schedule``: what
+    M_t's gradient sees.
 
     Returns:
-        (random counts, complementary counts), each ``grid``-shaped.
+        name -> ``grid``-shaped counts.
     """
-    from coma.masking import complementary_masks, random_masks
-    g = torch.Generator().manual_seed(seed)
-    rand = torch.zeros(grid)
-    comp = torch.zeros(grid)
-    for _ in range(iters):
-        rand += random_masks(1, grid, ratio, generator=g)[0].float()
-        m, c = complementary_masks(1, grid, ratio, generator=g)
-        comp += (m.float() + c.float())[0]
-    return rand, comp
+    import coma  # noqa: F401  (registers the models)
+    from mmengine.registry import MODELS
+    from mmengine.structures import BaseDataElement
+    from coma.masking import complementary_masks
+    common = dict(backbone=dict(type='DyViT', arch='nano', out_indices=(3,)), mask_ratio=ratio, mask_seed=seed,
+                  decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2))
+    models = dict(mae=MODELS.build(dict(type='MAE', **common)),
+                  coma_iid=MODELS.build(dict(type='CoMA', **common)),
+                  coma_alternate=MODELS.build(dict(type='CoMA', complement_schedule='alternate', **common)))
+    unit = models['mae'].unit
+    image = torch.zeros(1, 3, grid[0] * unit, grid[1] * unit)
+    sample = [BaseDataElement(metainfo=dict(sample_idx=0))]
+    counts = {name: torch.zeros(grid) for name, _ in MASK_MAPS}
+    for model in models.values():
+        model.train()
+    for step in range(iters):
+        models['coma_alternate'].set_epoch(step)
+        for name, model in models.items():
+            mask, complement = complementary_masks(1, grid, ratio, noise=model.mask_noise(image, sample))
+            counts[name] += mask[0].float()
+            if name == 'coma_iid':
+                counts['coma_both'] += mask[0].float() + complement[0].float()  # branches hiding the unit
+    return counts
 
 
-def plot_mask_frequencies(iters: int, ratio: float, grid: Sequence[int], out: str):
+def plot_mask_frequencies(iters: int, ratio: float, grid: Sequence[int], out: str) -> Dict[str, torch.Tensor]:
     """Draws :func:`mask_frequencies` side by side into ``out`` (PNG); returns the counts."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    rand, comp = mask_frequencies(iters, ratio, tuple(grid))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    for ax, counts, title in ((axes[0], rand, 'Random masking (MAE)'),
-                              (axes[1], comp, 'Complementary masking (CoMA, both branches)')):
-        freq = counts / iters
-        im = ax.imshow(freq, cmap='Reds', vmin=0, vmax=1)
-        ax.set_title(f'{title}\nmin {freq.min():.3f}  max {freq.max():.3f}  std {freq.std():.3f}', fontsize=9)
+    counts = mask_frequencies(iters, ratio, tuple(grid))
+    fig, axes = plt.subplots(1, len(MASK_MAPS), figsize=(4.4 * len(MASK_MAPS), 4.4))
+    p = counts['mae'].sum().item() / (iters * counts['mae'].numel())  # the hidden fraction, k / N
+    for ax, (name, title) in zip(axes, MASK_MAPS):
+        freq = counts[name] / iters
+        # one narrow scale around k / N for the per-branch maps, so their spread shows
+        scale = dict(cmap='Reds', vmin=0, vmax=1) if name == 'coma_both' else dict(cmap='RdBu_r', vmin=p - 0.05, vmax=p + 0.05)
+        im = ax.imshow(freq, **scale)
+        ax.set_title(f'{title}\nmin {freq.min():.3f}  max {freq.max():.3f}  std {freq.std():.3f}', fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(f'Masking frequency per 32-px unit over {iters} iterations, ratio {ratio}')
+    fig.suptitle(f'How often each 32-px unit of one image is hidden over {iters} steps (one an epoch), ratio {ratio}')
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches='tight')
-    print(f'random: per-unit masking frequency {float(rand.min()) / iters:.3f}-{float(rand.max()) / iters:.3f}; '
-          f'complementary: every unit {float(comp.min()) / iters:.3f}-{float(comp.max()) / iters:.3f}; '
-          f'saved {out}')
-    return rand, comp
-
+    for name, _ in MASK_MAPS:
+        freq = counts[name] / iters
+        print(f'{name}: hidden {float(freq.min()):.3f}-{float(freq.max()):.3f} of the steps (std {float(freq.std()):.3f})')
+    print(f'saved {out}')
+    return counts
 
 
 def load_pretrain_model(checkpoint: str, config: Optional[str] = None):

@@ -51,10 +51,18 @@ def test_report_reads_the_metrics_of_every_seed(tmp_path, capsys):
     assert latest_metrics(str(tmp_path / 'work')) == {'mIoU': 61.0}
 
 
-def test_mask_frequencies_complementary_hides_every_unit_once_per_draw(tmp_path):
+def test_mask_frequencies_are_the_models_own_draws(tmp_path):
+    """Figure 2's maps come from the models' own mask draws: both CoMA branches together hide every unit
+    once per step; M_t's own iid mask is MAE's (same mask seed and keys); under 'alternate' M_t alone
+    hides every unit within two epochs."""
     from coma.analysis.pictures import mask_frequencies, plot_mask_frequencies
-    rand, comp = mask_frequencies(40, 0.6, (7, 7))
-    assert torch.equal(comp, torch.full((7, 7), 40.0))
-    assert abs(float(rand.sum()) - 40 * 29) < 1e-6  # 29 of 49 units hidden per random draw
+    counts = mask_frequencies(40, 0.6, (7, 7))
+    assert torch.equal(counts['coma_both'], torch.full((7, 7), 40.0))
+    for name in ('mae', 'coma_iid', 'coma_alternate'):
+        assert float(counts[name].sum()) == 40 * 29, name  # 29 of 49 units hidden at every step
+    assert torch.equal(counts['mae'], counts['coma_iid'])
+    assert counts['mae'].min() < counts['mae'].max()  # drawn afresh, not one fixed mask
+    two = mask_frequencies(2, 0.6, (7, 7))
+    assert two['coma_alternate'].min() >= 1 and two['coma_iid'].min() == 0
     plot_mask_frequencies(5, 0.6, (4, 4), str(tmp_path / 'f.png'))
-    assert (tmp_path / 'f.png').exists()
+    assert (tmp_path / 'f.png').stat().st_size > 1000
