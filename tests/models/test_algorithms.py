@@ -174,10 +174,19 @@ def test_vit_backbone_under_the_same_code(kind):
 
 
 def test_mae_has_no_second_model_and_uses_random_masks():
+    """MAE's masks hide exactly k units, differ between the samples of a step and between steps, and
+    over 20 steps every unit is hidden and seen (one fixed or repeated mask fails)."""
     model = build('MAE', mask_ratio=0.75)
     assert not hasattr(model, 'frozen_backbone')
     model.train()
     assert set(model.loss(torch.randn(2, 3, 64, 64))) == {'loss_pix'}
+    x = torch.zeros(4, 3, 224, 224)  # 7 x 7 units, 37 hidden
+    steps = torch.stack([model.sample_masks(x) for _ in range(20)])  # (20, 4, 7, 7)
+    assert (steps.flatten(2).sum(-1) == 37).all()
+    assert all(not torch.equal(m[0], m[i]) for m in steps for i in (1, 2, 3))
+    assert all(not torch.equal(steps[s], steps[s + 1]) for s in range(19))
+    per_unit = steps.flatten(0, 1).float().mean(0)
+    assert per_unit.min() > 0 and per_unit.max() < 1
 
 
 def test_masks_follow_the_saved_step_count():
