@@ -19,7 +19,9 @@ Protocol, for each method (CoMA, MAE), seed and pre-training budget b in {E/8, E
    cutmix and random erasing (``--ft-recipe light``, the default; ``full`` keeps them).
 A random initialisation (b = 0) is evaluated the same way, per seed. Every part of a job
 (pre-training, linear probe, fine-tune) stores its result as JSON, so a rerun skips what has
-finished. Jobs run ``--jobs`` at a time, one thread each.
+finished. Jobs run ``--jobs`` at a time, one thread each. The report: mean ± sd per method and budget,
+then the paired differences per seed (CoMA at each budget against MAE at each budget, and every
+pre-trained arm against random init; :func:`paired`).
 """
 import json
 import os
@@ -176,6 +178,38 @@ def _mean_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
 
 
+def paired(results: List[Dict]) -> List[Dict]:
+    """Per-seed differences between the runs of two (method, budget) arms over the seeds both ran:
+    CoMA at every budget against MAE at every budget, and each pre-trained arm against random init.
+    Returns one dict per pair: ``a``, ``b`` (``(method, epochs)``), ``seeds``, and per measure
+    (``linprobe_top1``, ``finetune_top1``) the list of differences ``a - b``."""
+    by = {}
+    for r in results:
+        by.setdefault((r['method'], r['epochs']), {})[r['seed']] = r
+    arms = sorted(by)
+    pairs = [(a, b) for a in arms if a[0] == 'coma' for b in arms if b[0] == 'mae']
+    pairs += [(a, b) for a in arms if a[0] != 'random' for b in arms if b[0] == 'random']
+    out = []
+    for a, b in pairs:
+        seeds = sorted(set(by[a]) & set(by[b]))
+        if seeds:
+            out.append(dict(a=a, b=b, seeds=seeds, **{k: [by[a][s][k] - by[b][s][k] for s in seeds]
+                                                       for k in ('linprobe_top1', 'finetune_top1')}))
+    return out
+
+
+def _paired_table(results: List[Dict]) -> str:
+    label = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}
+    name = lambda arm: label[arm[0]] + (f' {arm[1]} ep' if arm[0] != 'random' else '')  # noqa: E731
+    lines = ['| paired over seeds (a - b) | seeds | linear probe (points) | per seed | fine-tune (points) | per seed |',
+             '| --- | --- | --- | --- | --- | --- |']
+    per_seed = lambda v: ' / '.join(f'{x:+.0f}' for x in v) if any(x == x for x in v) else '—'  # noqa: E731
+    rows = [f'| {name(p["a"])} - {name(p["b"])} | {len(p["seeds"])} | '
+            + ' | '.join(f'{_mean_std(p[k])} | {per_seed(p[k])}' for k in ('linprobe_top1', 'finetune_top1')) + ' |'
+            for p in paired(results)]
+    return '\n'.join(lines + rows) if rows else ''
+
+
 def report(results: List[Dict], args, wall_s: float) -> str:
     """The markdown table (mean ± std over seeds) and the plot; returns the markdown."""
     import matplotlib
@@ -199,7 +233,7 @@ def report(results: List[Dict], args, wall_s: float) -> str:
             lines.append(f'| {label} | {b} | {_mean_std(lp)} | {_mean_std(ft)} | {t:.0f} |')
             sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731  (as in the table)
             curves.setdefault(m, []).append((b, statistics.mean(lp), sd(lp), statistics.mean(ft), sd(ft)))
-    table = '\n'.join(lines)
+    table = '\n'.join(lines) + ''.join('\n\n' + t for t in [_paired_table(results)] if t)
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, (k, title) in zip(axes, ((1, 'linear probe'), (3, f'{args.ft_epochs}-epoch fine-tune ({args.ft_recipe})'))):

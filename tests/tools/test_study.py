@@ -16,6 +16,7 @@ def test_study_smoke_run_writes_table_plot_and_results(tmp_path):
         assert 0 <= r['linprobe_top1'] <= 100 and 0 <= r['finetune_top1'] <= 100, r
     table = (tmp_path / 'table.md').read_text()
     assert '| CoMA | 1 |' in table and '| MAE | 1 |' in table and '| random init | 0 |' in table
+    assert '| CoMA 1 ep - MAE 1 ep | 1 |' in table and '| CoMA 1 ep - random init | 1 |' in table
     assert (tmp_path / 'plot.png').stat().st_size > 1000
     # a rerun skips the finished jobs (each wrote its result.json) and reproduces the table
     log = run('study_efficiency.py', '--smoke', '--work-dir', str(tmp_path), '--results', str(tmp_path / 'again.md'))
