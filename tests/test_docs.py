@@ -7,8 +7,9 @@ import re
 import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-HISTORY = re.compile(r'issue [0-9]|\b(seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth) session|'
-                     r'thirteenth|fourteenth|twelfth', re.IGNORECASE)
+# the ordinals that counted work periods, spelled so that this file does not match itself
+ORDINALS = [stem + 'th' for stem in ('seven', 'eigh', 'nin', 'ten', 'eleven', 'twelf', 'thirteen', 'fourteen')]
+HISTORY = re.compile(r'issue [0-9]|\b(' + '|'.join(ORDINALS) + r') session|' + '|'.join(ORDINALS[-3:]), re.IGNORECASE)
 TEXT = ('.py', '.md', '.sh', '.txt', '.json', '.cfg', '.toml', '.yml', '.yaml', '.log')
 
 
@@ -51,7 +52,7 @@ def test_no_issue_numbers_or_work_periods():
         for dirpath, _, files in walk:
             for name in files:
                 path = osp.relpath(osp.join(dirpath, name), ROOT)
-                if '__pycache__' in path or path == osp.join('tests', 'test_docs.py'):
+                if '__pycache__' in path:
                     continue
                 if HISTORY.search(name.replace('_', ' ')) or re.search(r'issue_?[0-9]', name, re.IGNORECASE):
                     found.append(f'{path}: the file name')
