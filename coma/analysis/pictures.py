@@ -1,5 +1,5 @@
-"""Pictures: the paper's Figure 2 (per-unit masking frequency: MAE, CoMA's two branches, M_t's own mask) and a
-pre-trained model's reconstructions (``tools/visualize_masks.py``, ``tools/visualize_reconstruction.py``).
+"""Pictures: the paper's Figure 2 (per-unit masking frequency: MAE, CoMA's two branches, M_t's own
+mask) and a pre-trained model's reconstructions (``tools/visualize_masks.py``, ``tools/visualize_reconstruction.py``).
 """
 import os
 from typing import Dict, Optional, Sequence, Tuple
@@ -62,7 +62,8 @@ def plot_mask_frequencies(iters: int, ratio: float, grid: Sequence[int], out: st
     for ax, (name, title) in zip(axes, MASK_MAPS):
         freq = counts[name] / iters
         # one narrow scale around k / N for the per-branch maps, so their spread shows
-        scale = dict(cmap='Reds', vmin=0, vmax=1) if name == 'coma_both' else dict(cmap='RdBu_r', vmin=p - 0.05, vmax=p + 0.05)
+        scale = (dict(cmap='Reds', vmin=0, vmax=1) if name == 'coma_both'
+                 else dict(cmap='RdBu_r', vmin=p - 0.05, vmax=p + 0.05))
         im = ax.imshow(freq, **scale)
         ax.set_title(f'{title}\nmin {freq.min():.3f}  max {freq.max():.3f}  std {freq.std():.3f}', fontsize=8)
         ax.set_xticks([])

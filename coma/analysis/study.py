@@ -178,6 +178,10 @@ def _mean_std(values: List[float]) -> str:
     return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
 
 
+#: How the report names each method.
+LABELS = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}
+
+
 def paired(results: List[Dict]) -> List[Dict]:
     """Per-seed differences between the runs of two (method, budget) arms over the seeds both ran:
     CoMA at every budget against MAE at every budget, and each pre-trained arm against random init.
@@ -199,8 +203,7 @@ def paired(results: List[Dict]) -> List[Dict]:
 
 
 def _paired_table(results: List[Dict]) -> str:
-    label = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}
-    name = lambda arm: label[arm[0]] + (f' {arm[1]} ep' if arm[0] != 'random' else '')  # noqa: E731
+    name = lambda arm: LABELS[arm[0]] + (f' {arm[1]} ep' if arm[0] != 'random' else '')  # noqa: E731
     lines = ['| paired over seeds (a - b) | seeds | linear probe (points) | per seed | fine-tune (points) | per seed |',
              '| --- | --- | --- | --- | --- | --- |']
     per_seed = lambda v: ' / '.join(f'{x:+.0f}' for x in v) if any(x == x for x in v) else '—'  # noqa: E731
@@ -229,11 +232,14 @@ def report(results: List[Dict], args, wall_s: float) -> str:
                 continue
             lp, ft = [r['linprobe_top1'] for r in rows], [r['finetune_top1'] for r in rows]
             t = statistics.median(r['pretrain_s'] for r in rows)
-            label = {'coma': 'CoMA', 'mae': 'MAE', 'random': 'random init'}[m]
+            label = LABELS[m]
             lines.append(f'| {label} | {b} | {_mean_std(lp)} | {_mean_std(ft)} | {t:.0f} |')
             sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731  (as in the table)
             curves.setdefault(m, []).append((b, statistics.mean(lp), sd(lp), statistics.mean(ft), sd(ft)))
-    table = '\n'.join(lines) + ''.join('\n\n' + t for t in [_paired_table(results)] if t)
+    table = '\n'.join(lines)
+    pairs = _paired_table(results)
+    if pairs:
+        table += '\n\n' + pairs
     if args.plot:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
         for ax, (k, title) in zip(axes, ((1, 'linear probe'), (3, f'{args.ft_epochs}-epoch fine-tune ({args.ft_recipe})'))):
@@ -243,7 +249,7 @@ def report(results: List[Dict], args, wall_s: float) -> str:
                     continue
                 xs = [p[0] for p in pts]
                 ax.errorbar(xs, [p[k] for p in pts], yerr=[p[k + 1] for p in pts], marker='o', capsize=3,
-                            label={'coma': 'CoMA', 'mae': 'MAE'}[m])
+                            label=LABELS[m])
             ax.set_xscale('log', base=2)
             ax.set_xticks(budgets[1:] if budgets[0] == 0 else budgets, [str(b) for b in budgets if b])
             ax.set_xlabel('pre-training epochs')
