@@ -13,13 +13,15 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytestmark = pytest.mark.slow
 
-# Seed 0 from random initialisation, measured with the current recipe on two machines: bbox mAP
-# 0.046 / 0.062, segm mAP 0.058 / 0.080, mIoU 61.0 / 61.1 (seeds 1-7 of the detector: 0.036-0.089).
-# Single runs do not repeat across machines (float summation order), hence the margins. A regression
-# of the training (the layer-decay scale inverted, so the heads learn at 0.9**13 of their lr) gives
-# bbox 0.032, segm 0.030 and mIoU 58.7: below every floor.
-BBOX_MAP_MIN = 0.035
-SEGM_MAP_MIN = 0.045
+# Seed 0 from random initialisation, measured with the current recipe on three machines: bbox mAP
+# 0.034 / 0.046 / 0.062, segm mAP 0.048 / 0.058 / 0.080, mIoU 61.0 / 61.1 (seeds 1-7 of the detector:
+# bbox 0.036-0.089, segm 0.031-0.091). Single runs do not repeat across machines (float summation
+# order), hence the margins. A training that barely moves (the learning rate a tenth of the config's)
+# gives bbox 0.006 and segm 0.005; a subtler regression (the layer-decay scale inverted, so the heads
+# learn at 0.9**13 of their lr) gives bbox 0.032 and segm 0.030, inside the detector's seed spread, so
+# only the segmenter's floor catches it (mIoU 58.7).
+BBOX_MAP_MIN = 0.020
+SEGM_MAP_MIN = 0.020
 MIOU_MIN = 59.5
 
 
