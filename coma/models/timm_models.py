@@ -14,13 +14,14 @@ from .backbones.dyvit import ARCH_SETTINGS, NUM_STAGES, STEM_STRIDE, DyViT
 
 class TimmDyViT(DyViT):
     """DyViT with timm's classifier interface: ``forward_head`` (global average pooling, LayerNorm,
-    linear) over ``forward_features`` (the last stage's map). The backbone itself (:class:`DyViT`, the
-    mmengine one) carries no head.
+    linear) over ``forward_features`` (the last stage's normed map). The backbone itself
+    (:class:`DyViT`, the mmengine one) carries no head.
 
     Args:
         arch: as :class:`DyViT`.
         num_classes: classes of the linear head (0: no head, :meth:`forward_head` returns the
             normed pooled features).
+        global_pool: ``'avg'``, or ``''`` (no pooling: the head reads every position of the map).
         in_chans: image channels (timm's name).
         out_indices: stages with an output norm, which :meth:`forward_intermediates` can return
             (default: the last one, what the classifier reads).
@@ -29,32 +30,39 @@ class TimmDyViT(DyViT):
         **kwargs: the other :class:`DyViT` arguments.
     """
 
-    def __init__(self, arch: str = 'tiny', num_classes: int = 1000, in_chans: int = 3,
+    def __init__(self, arch: str = 'tiny', num_classes: int = 1000, in_chans: int = 3, global_pool: str = 'avg',
                  out_indices: Sequence[int] = (NUM_STAGES - 1,), feature_stages: Optional[Sequence[int]] = None,
                  **kwargs: Any) -> None:
-        kwargs.pop('global_pool', None)  # timm passes it; the pooling is always the average
         super().__init__(arch, in_channels=kwargs.pop('in_channels', in_chans),
                          out_indices=out_indices if feature_stages is None else feature_stages, **kwargs)
-        self.num_features_last = self.num_features[-1]
-        self.head_norm = nn.LayerNorm(self.num_features_last)  # names kept: checkpoints of the old flag load
-        self.reset_classifier(num_classes)
-        # timm's feature metadata covers every stage; forward_intermediates returns those in out_indices
-        self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
+        self.head_norm = nn.LayerNorm(self.num_features)
+        self.reset_classifier(num_classes, global_pool)
+        # timm's feature metadata covers every stage (forward_intermediates returns any of them)
+        self.feature_info = [dict(num_chs=self.widths[i], reduction=STEM_STRIDE * 2 ** i, module=f'stages.{i}')
                              for i in range(NUM_STAGES)]
 
     def get_classifier(self) -> nn.Module:
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
-        """A new linear head for ``num_classes`` (0: none), initialised as the backbone's linears."""
+        """A new linear head for ``num_classes`` (0: none), initialised as the backbone's linears;
+        ``global_pool``: ``'avg'`` or ``''`` (None: unchanged)."""
+        if global_pool is not None:
+            if global_pool not in ('avg', ''):
+                raise ValueError(f"TimmDyViT: global_pool 'avg' or '' only, got {global_pool!r}")
+            self.global_pool = global_pool
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features_last, num_classes) if num_classes > 0 else nn.Identity()
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         if num_classes > 0:
             nn.init.trunc_normal_(self.head.weight, std=0.02)
             nn.init.zeros_(self.head.bias)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """``(B, C, h, w)`` last-stage map -> ``(B, num_classes)`` logits (or the normed pooled features)."""
+        """``(B, C, h, w)`` last-stage map -> ``(B, num_classes)`` logits (or the normed pooled features);
+        without pooling, ``(B, num_classes or C, h, w)``."""
+        if not self.global_pool:  # per position, channels last for the norm and the head
+            x = self.head_norm(x.permute(0, 2, 3, 1))
+            return (x if pre_logits else self.head(x)).permute(0, 3, 1, 2)
         x = self.head_norm(x.mean(dim=(2, 3)))
         return x if pre_logits else self.head(x)
 
@@ -68,11 +76,12 @@ def _create_dyvit(variant: str, arch: str, pretrained: bool = False, **kwargs: A
         raise ValueError(f'{variant}: no pretrained weights are downloaded; load a converted CoMA '
                          f'checkpoint with coma.models.checkpoint.load_backbone_checkpoint')
     if kwargs.get('features_only'):
-        # the output norms of the requested stages are built; timm's FeatureGetterNet calls
-        # forward_intermediates with the same indices
+        # the output norms of the requested stages are built; timm's FeatureGetterNet prunes the stages
+        # after the last one and calls forward_intermediates with the same indices, normed
         out_indices = tuple(kwargs.pop('out_indices', range(NUM_STAGES)))
+        kwargs.pop('feature_cls', None)
         return build_model_with_cfg(TimmDyViT, variant, pretrained, arch=arch, feature_stages=out_indices,
-                                    feature_cfg=dict(out_indices=out_indices, feature_cls='getter'),
+                                    feature_cfg=dict(out_indices=out_indices, feature_cls='getter', norm=True),
                                     **dict(kwargs, num_classes=0))
     return build_model_with_cfg(TimmDyViT, variant, pretrained, arch=arch, **kwargs)
 

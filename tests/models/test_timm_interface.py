@@ -33,19 +33,61 @@ def test_features_only_goes_through_timm_feature_getter():
     assert [tuple(o.shape) for o in outs] == [(1, 64, 9, 9), (1, 128, 5, 5)]
 
 
-def test_forward_intermediates_matches_forward():
+def test_forward_intermediates_follows_timm():
+    """timm's convention: ``(final map, intermediates)`` unless ``intermediates_only``; indices None (all),
+    an int (the last n) or a list; ``norm`` applies each stage's output norm; the final map is
+    ``forward_features``'s."""
     model = DyViT('nano').eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        maps = model(x)  # the mmdet contract: every out_indices stage, normed
+        final, raw = model.forward_intermediates(x)
+        normed = model.forward_intermediates(x, norm=True, intermediates_only=True)
+        last2 = model.forward_intermediates(x, indices=2, norm=True, intermediates_only=True)
+        only1 = model.forward_intermediates(x, indices=[-3], norm=True, stop_early=True)[1]
+    assert len(raw) == 4 and [m.shape[1] for m in raw] == model.widths
+    for a, b, r in zip(maps, normed, raw):
+        torch.testing.assert_close(a, b)
+        assert not torch.allclose(a, r)  # raw stage outputs differ from normed ones
+    torch.testing.assert_close(final, maps[-1])
+    torch.testing.assert_close(final, model.forward_features(x))
+    torch.testing.assert_close(last2[0], maps[2])
+    torch.testing.assert_close(last2[1], maps[3])
+    torch.testing.assert_close(only1[0], maps[1])
+    with pytest.raises(ValueError, match='out of range'):
+        model.forward_intermediates(x, indices=[4])
+
+
+def test_timm_widths_checkpointing_and_unpooled_head():
+    model = timm.create_model('dyvit_nano', num_classes=5).eval()
+    assert model.num_features == model.head_hidden_size == 256 and isinstance(model.num_features, int)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x)
+        model.set_grad_checkpointing()
+        assert all(stage.with_cp for stage in model.stages)
+        torch.testing.assert_close(model(x), out)
+        model.reset_classifier(0, '')
+        assert model(x).shape == (2, 256, 2, 2)  # no pooling, no head: the normed map, normed per position
+        unpooled = timm.create_model('dyvit_nano', num_classes=0, global_pool='').eval()
+        assert unpooled(x).shape == (2, 256, 2, 2)
+    with pytest.raises(ValueError, match="global_pool"):
+        model.reset_classifier(0, 'max')
+
+
+def test_prune_intermediate_layers_keeps_the_outputs_of_the_kept_stages():
+    model = timm.create_model('dyvit_nano', num_classes=5).eval()
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        maps = model(x)
-        last, inter = model.forward_intermediates(x, intermediates_only=False)
-        only2 = model.forward_intermediates(x, indices=(2,))
-    for a, b in zip(maps, inter):
+        before = model.forward_intermediates(x, indices=[0, 1], intermediates_only=True)
+        kept = model.prune_intermediate_layers([0, -3])
+        after = model.forward_intermediates(x, indices=[0, 1], intermediates_only=True)
+    assert kept == [0, 1] and len(model.stages) == 2 and model.stages[-1].downsample is None
+    assert model.num_classes == 0 and not any(k.startswith(('stages.2', 'stages.3', 'norm3')) for k in model.state_dict())
+    for a, b in zip(before, after):
         torch.testing.assert_close(a, b)
-    torch.testing.assert_close(last, maps[-1])
-    torch.testing.assert_close(only2[0], maps[2])
-    with pytest.raises(ValueError, match='out_indices'):
-        DyViT('nano', out_indices=(3,)).forward_intermediates(x, indices=(0,))
+    with pytest.raises(ValueError, match='every stage'):
+        model.forward_masked(torch.randn(1, 3, 64, 64), torch.zeros(1, 2, 2, dtype=torch.bool))
 
 
 def test_backbone_has_no_head_and_the_old_flag_warns():

@@ -46,6 +46,21 @@ def unit_side(stage: int) -> int:
     return UNIT // (STEM_STRIDE * 2 ** stage)
 
 
+def take_indices(num_stages: int, indices: Optional[Union[int, Sequence[int]]]) -> Tuple[List[int], int]:
+    """timm's stage selection: None (all), an int n (the last n) or indices (negative ones count from the
+    end) -> the absolute indices, sorted, and the largest."""
+    if indices is None:
+        indices = num_stages
+    if isinstance(indices, int):
+        if not 0 < indices <= num_stages:
+            raise ValueError(f'DyViT: the last {indices} stages asked for, of {num_stages}')
+        indices = range(num_stages - indices, num_stages)
+    taken = sorted({i + num_stages if i < 0 else i for i in indices})
+    if not taken or taken[0] < 0 or taken[-1] >= num_stages:
+        raise ValueError(f'DyViT: stage indices {list(indices)} out of range for {num_stages} stages')
+    return taken, taken[-1]
+
+
 def resolve_arch(arch: Union[str, Dict]) -> Dict:
     """Validates an architecture name or dict and returns a full setting.
 
@@ -278,24 +293,26 @@ class DyViT(BaseModule):
         self.coarse_window = coarse_window
         c = self.arch['embed_dim']
         depths = self.arch['depths']
-        self.num_features = [c * 2 ** i for i in range(NUM_STAGES)]
-        self.unit_dim = self.num_features[-1]  # feature size of one 32-px unit in forward_masked
+        self.widths = [c * 2 ** i for i in range(NUM_STAGES)]  # channels of each stage
+        # timm's names: the width of the last stage's map and of the pooled features
+        self.num_features = self.head_hidden_size = self.widths[-1]
+        self.unit_dim = self.widths[-1]  # feature size of one 32-px unit in forward_masked
         self.patch_embed = nn.Conv2d(in_channels, c, kernel_size=STEM_STRIDE, stride=STEM_STRIDE)
         self.embed_norm = nn.LayerNorm(c)
         # stochastic depth rising linearly over all blocks, split per stage
         dpr = [rates.tolist() for rates in torch.linspace(0, drop_path_rate, sum(depths)).split(depths)]
         self.stages = nn.ModuleList(DyViTStage(
-            self.num_features[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
+            self.widths[i], depths[i], self.arch['num_heads'][i], self.arch['fine_heads'][i],
             unit_side=unit_side(i), coarse_window=coarse_window, mlp_ratio=mlp_ratio,
             drop_paths=dpr[i], downsample=i < NUM_STAGES - 1, with_cp=with_cp) for i in range(NUM_STAGES))
         for i in out_indices:
-            self.add_module(f'norm{i}', nn.LayerNorm(self.num_features[i]))
+            self.add_module(f'norm{i}', nn.LayerNorm(self.widths[i]))
         self.masked_fusion = bool(masked_fusion)
         if self.masked_fusion:
             tokens = [unit_side(i) ** 2 for i in range(NUM_STAGES - 1)]
-            self.fusion_heads = nn.ModuleList(nn.Linear(t * self.num_features[i], self.unit_dim)
+            self.fusion_heads = nn.ModuleList(nn.Linear(t * self.widths[i], self.unit_dim)
                                               for i, t in enumerate(tokens))
-        self.feature_info = [dict(num_chs=self.num_features[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
+        self.feature_info = [dict(num_chs=self.widths[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
                              for i in out_indices]
         self.init_linears()
         if coarse_locality:
@@ -406,56 +423,97 @@ class DyViT(BaseModule):
         return plans
 
     def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
-             indices: Sequence[int], norm: bool = True) -> List[torch.Tensor]:
-        """Runs the stages that ``plans`` cover (the first ``len(plans)``); returns the outputs of the
-        stages in ``indices`` as unit-major rows ``(B*U*T, C)``, normed by their output norms (raw:
-        ``norm=False``)."""
+             indices: Sequence[int], norm: bool = True) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Runs the stages that ``plans`` cover (the first ``len(plans)``).
+
+        Returns:
+            The outputs of the stages in ``indices`` as unit-major rows ``(B*U*T, C)``, each normed by
+            its stage's output norm when ``norm`` and the stage has one; and the last stage's raw output.
+        """
         outs = []
         for i, (stage, plan) in enumerate(zip(self.stages, plans)):
             out, x = stage(x, plan)
             if i in indices:
-                outs.append(getattr(self, f'norm{i}')(out) if norm else out)
-        return outs
+                outs.append(getattr(self, f'norm{i}')(out) if norm and hasattr(self, f'norm{i}') else out)
+        return outs, out
 
-    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Sequence[int]] = None, norm: bool = False,
-                              stop_early: bool = False, output_fmt: str = 'NCHW', intermediates_only: bool = True
+    def forward_intermediates(self, x: torch.Tensor, indices: Optional[Union[int, Sequence[int]]] = None,
+                              norm: bool = False, stop_early: bool = False, output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False
                               ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
         """Dense forward at any input size, returning the stage outputs (timm's interface).
 
         Args:
             x: ``(B, 3, H, W)``; padded internally to multiples of 32.
-            indices: stages to return (default ``out_indices``); each must be in ``out_indices``
-                (the stages with an output norm).
-            norm: accepted for timm; every returned stage is normed by its own output norm.
-            stop_early: accepted for timm (the stages always run to the last one requested).
+            indices: stages to return: None (all), an int n (the last n) or indices (negative ones
+                count from the end).
+            norm: norm each returned stage by its output norm, where it has one (``out_indices``).
+            stop_early: run no stage after the last one returned (always so with ``intermediates_only``).
             output_fmt: ``'NCHW'`` only.
-            intermediates_only: return only the maps; else ``(last map, maps)``.
+            intermediates_only: return only the maps.
 
         Returns:
-            NCHW maps ``(B, C_i, ceil(H/r), ceil(W/r))`` for reductions r = 4, 8, 16, 32.
+            NCHW maps ``(B, C_i, ceil(H/r), ceil(W/r))`` for reductions r = 4, 8, 16, 32; unless
+            ``intermediates_only``, after the final map (:meth:`forward_features`'s output: the last stage
+            run, normed by its output norm if it has one).
         """
-        indices = self.out_indices if indices is None else tuple(sorted(indices))
-        if output_fmt != 'NCHW' or any(i not in self.out_indices for i in indices):
-            raise ValueError(f'DyViT.forward_intermediates: NCHW outputs of stages in out_indices '
-                             f'{self.out_indices} only, got indices {indices}, output_fmt {output_fmt!r}')
+        if output_fmt != 'NCHW':
+            raise ValueError(f"DyViT.forward_intermediates: output_fmt 'NCHW' only, got {output_fmt!r}")
+        indices, last = take_indices(len(self.stages), indices)
+        run = last + 1 if stop_early or intermediates_only else len(self.stages)
         b, _, h, w = x.shape
         x, _ = pad_to_multiple(x, UNIT)
         grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
         plans = self._stage_plans(lambda shifted, t, heads: dense_plan(b, grid, self.coarse_window, shifted, x.device,
-                                                                       t, heads), grid, max(indices) + 1)
-        outs = self._run(self._embed_image(x, grid), plans, indices)
-        maps = []
-        for i, out in zip(indices, outs):
+                                                                       t, heads), grid, run)
+        outs, final = self._run(self._embed_image(x, grid), plans, indices, norm)
+
+        def to_map(rows: torch.Tensor, i: int) -> torch.Tensor:
             r = STEM_STRIDE * 2 ** i
-            out = tokens_to_map(out, grid, unit_side(i))
+            out = tokens_to_map(rows, grid, unit_side(i))
             if out.shape[-2:] != (-(-h // r), -(-w // r)):  # cut the padding off
                 out = out[..., :-(-h // r), :-(-w // r)]
-            maps.append(out.contiguous())
-        return maps if intermediates_only else (maps[-1], maps)
+            return out.contiguous()
+        maps = [to_map(out, i) for i, out in zip(indices, outs)]
+        if intermediates_only:
+            return maps
+        if hasattr(self, f'norm{run - 1}'):
+            final = getattr(self, f'norm{run - 1}')(final)
+        return to_map(final, run - 1), maps
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> List[int]:
+        """Drops the stages after the last of ``indices`` and what only they use (timm's interface).
+
+        Args:
+            indices: as in :meth:`forward_intermediates`.
+            prune_norm: replace the output norms of the kept stages by identities.
+            prune_head: drop a classifier (:class:`~coma.models.timm_models.TimmDyViT`'s).
+
+        Returns:
+            The absolute indices of ``indices``.
+        """
+        indices, last = take_indices(len(self.stages), indices)
+        self.stages = self.stages[:last + 1]
+        self.stages[-1].downsample = None
+        for i in range(NUM_STAGES):
+            if hasattr(self, f'norm{i}') and (i > last or prune_norm):
+                delattr(self, f'norm{i}')
+                if i <= last:
+                    self.add_module(f'norm{i}', nn.Identity())
+        self.out_indices = tuple(i for i in self.out_indices if i <= last) or (last,)
+        if prune_head and hasattr(self, 'reset_classifier'):
+            self.reset_classifier(0, '')
+        return indices
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing per block while training (timm's interface; ``with_cp`` in configs)."""
+        for stage in self.stages:
+            stage.with_cp = enable
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last output stage's NCHW map (timm's interface): ``(B, C, ceil(H/r), ceil(W/r))``."""
-        return self.forward_intermediates(x, self.out_indices[-1:])[0]
+        """The last stage's NCHW map, normed (timm's interface): ``(B, C, ceil(H/32), ceil(W/32))``."""
+        return self.forward_intermediates(x, indices=1)[0]
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Dense forward at any input size: the multi-scale contract of mmdet's and mmseg's backbones.
@@ -464,9 +522,10 @@ class DyViT(BaseModule):
             x: ``(B, 3, H, W)``; padded internally to multiples of 32.
 
         Returns:
-            A tuple of NCHW maps, one per ``out_indices`` entry (see :meth:`forward_intermediates`).
+            A tuple of NCHW maps, one per ``out_indices`` entry, each normed by its output norm (see
+            :meth:`forward_intermediates`).
         """
-        return tuple(self.forward_intermediates(x))
+        return tuple(self.forward_intermediates(x, self.out_indices, norm=True, intermediates_only=True))
 
     def forward_masked(self, x: torch.Tensor, mask: torch.Tensor, num_visible: Optional[int] = None) -> torch.Tensor:
         """Sparse forward over the visible units only (work scales with the visible fraction).
@@ -488,8 +547,8 @@ class DyViT(BaseModule):
         if mask.shape != (b, *grid):
             raise ValueError(f'DyViT.forward_masked: mask shape {tuple(mask.shape)} does not match images '
                              f'{tuple(x.shape)}; expected {(b, *grid)}')
-        if NUM_STAGES - 1 not in self.out_indices:
-            raise ValueError('DyViT.forward_masked needs the last stage in out_indices')
+        if len(self.stages) != NUM_STAGES or NUM_STAGES - 1 not in self.out_indices:
+            raise ValueError('DyViT.forward_masked needs every stage and the last one in out_indices')
         keys = None  # the visible units, then hidden ones up to a multiple of ALIGN: the biases' key rows
         if num_visible is not None and padded(num_visible) <= grid[0] * grid[1]:
             keys = visible_indices(mask, padded(num_visible))  # B, N': one sort for both
@@ -506,8 +565,8 @@ class DyViT(BaseModule):
         plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
         tokens = self._embed_image(x, grid, ids)
         if not self.masked_fusion:
-            return self._run(tokens, plans, (last,))[0].view(b, n, -1)  # B, N, C_last (T = 1)
-        outs = self._run(tokens, plans, range(NUM_STAGES), norm=False)  # rows B*N*T_i, C_i
+            return self._run(tokens, plans, (last,))[0][0].view(b, n, -1)  # B, N, C_last (T = 1)
+        outs = self._run(tokens, plans, range(NUM_STAGES), norm=False)[0]  # rows B*N*T_i, C_i
         fused = outs[last].view(b, n, -1)
         for head, out in zip(self.fusion_heads, outs[:last]):
             fused = fused + head(out.view(b, n, -1))  # a unit's T_i tokens, row-major, then channels

@@ -50,7 +50,7 @@ class ViT(BaseModule):
         dpr = torch.linspace(0, drop_path_rate, arch['depth']).tolist()
         self.blocks = nn.ModuleList(Block(self.embed_dim, arch['num_heads'], qkv_bias=True, drop_path=p) for p in dpr)
         self.norm = nn.LayerNorm(self.embed_dim)
-        self.num_features = [self.embed_dim]
+        self.num_features = self.embed_dim  # width of the output map (timm's name)
 
     def init_weights(self) -> None:
         """Loads ``init_cfg=dict(type='Pretrained', ...)`` strictly; else the default init."""

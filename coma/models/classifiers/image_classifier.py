@@ -24,7 +24,7 @@ class ImageClassifier(BaseModel):
 
     Args:
         backbone: config of a backbone whose ``forward`` returns a tuple of NCHW maps (``DyViT`` with
-            the last stage in ``out_indices``, or ``ViT``); ``num_features[-1]`` is the width.
+            the last stage in ``out_indices``, or ``ViT``); ``num_features`` is the width.
         num_classes: number of classes.
         head: extra :class:`LinearClsHead` arguments (``pre_norm``, ``dropout``, ``init_std``).
         freeze_backbone: linear probing: no backbone parameter is trained and the backbone stays in
@@ -44,7 +44,7 @@ class ImageClassifier(BaseModel):
                  init_cfg: Optional[Dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        width = self.backbone.num_features[-1]
+        width = self.backbone.num_features
         self.head = LinearClsHead(width, num_classes, **(head or {}))
         self.num_classes = num_classes
         self.freeze_backbone = freeze_backbone
