@@ -13,6 +13,5 @@ model = dict(compile='cuda', data_preprocessor={{_base_.data_preprocessor}})
 train_dataloader = dict(batch_size=256)
 # M_{t-1} is stored as buffers that are identical on every rank: no need to broadcast them.
 model_wrapper_cfg = dict(type='MMDistributedDataParallel', broadcast_buffers=False)
-# the runtime's hooks plus MaskEpochHook, which tells the model the epoch that starts: needed by
-# model.complement_schedule='alternate', a no-op with the default 'iid'
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook'), dict(type='MaskEpochHook')]
+# stop on a non-finite loss naming its iteration; random states in checkpoints (exact resume)
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]

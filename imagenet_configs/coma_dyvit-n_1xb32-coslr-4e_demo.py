@@ -29,6 +29,5 @@ param_scheduler = [  # 10% warm-up, then cosine (by iteration: the pool gives 62
 train_cfg = dict(max_epochs=4)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
 log_processor = dict(window_size=10)
-# the runtime's hooks plus MaskEpochHook, which tells the model the epoch that starts: needed by
-# model.complement_schedule='alternate', a no-op with the default 'iid'
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook'), dict(type='MaskEpochHook')]
+# stop on a non-finite loss naming its iteration; random states in checkpoints (exact resume)
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]

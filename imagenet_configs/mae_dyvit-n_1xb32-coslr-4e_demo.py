@@ -7,6 +7,6 @@ model = dict(
     backbone=dict(type='DyViT', arch='nano', out_indices=(3, )),
     decoder=dict(type='CoMADecoder', embed_dim=128, depth=2, num_heads=4),
     mask_ratio=0.6,
-    norm_pix=True,
+    head=dict(type='PixelReconstructionHead', norm_pix=True),
     data_preprocessor={{_base_.data_preprocessor}},
 )

@@ -10,7 +10,7 @@ model = dict(
     backbone=dict(type='ViT', arch='base', patch_size=16, unit=16),
     decoder=dict(type='CoMADecoder', embed_dim=512, depth=8, num_heads=16),
     mask_ratio=0.75,
-    norm_pix=True,
+    head=dict(type='PixelReconstructionHead', norm_pix=True),
     compile='cuda',  # torch.compile of encoder and decoder on GPUs (not on CPU, where it does not pay)
     data_preprocessor={{_base_.data_preprocessor}},
 )

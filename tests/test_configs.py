@@ -45,6 +45,7 @@ def test_config_builds(path):
 
 PRETRAIN_CONFIGS = [p for p in CONFIGS if os.path.basename(p).startswith(('coma_', 'mae_'))]
 PRETRAIN_NAMES = tuple(os.path.basename(p) for p in PRETRAIN_CONFIGS)
+COMA_NAMES = tuple(n for n in PRETRAIN_NAMES if n.startswith('coma_'))
 IMAGENET_NAMES = tuple(os.path.basename(p) for p in CONFIGS if '/imagenet_configs/' in p)
 #: the ImageNet configs that use the dataset bases' data preprocessor
 IMAGENET_LOOP_NAMES = IMAGENET_NAMES
@@ -185,13 +186,21 @@ INTENDED = {
     'train_cfg.max_iters': ((SEG_DEMO,), 320),
     'param_scheduler[1].begin': ((SEG_DEMO,), 40),
     'default_hooks.checkpoint.interval': ((SEG_DEMO,), 80),
-    # CoMA's pre-training configs (and the MAE-on-DyViT ones, which inherit them) carry MaskEpochHook,
-    # so complement_schedule='alternate' is one option away; a no-op for a model without set_epoch
+    # CoMA's pre-training configs (and the MAE-on-DyViT ones, which inherit them) stop on a non-finite
+    # loss and keep the random states in their checkpoints
     'custom_hooks': (tuple(n for n in PRETRAIN_NAMES if n.startswith(('coma_', 'mae_dyvit'))),
-                     [dict(type='FiniteLossHook'), dict(type='RNGStateHook'), dict(type='MaskEpochHook')]),
+                     [dict(type='FiniteLossHook'), dict(type='RNGStateHook')]),
     # CoMA's latent targets are standardised over the batch; with raw targets loss_lat
     # collapsed the encoder (docs/results.md, "latent targets")
-    'model.latent_target_norm': (tuple(n for n in PRETRAIN_NAMES if n.startswith('coma_')), 'batch'),
+    # and, with the pixel head's norm_pix and lambda_lat, set in the heads' configs (the algorithms'
+    # constructors take the heads, not their options)
+    'model.latent_target_norm': (COMA_NAMES, None),
+    'model.lambda_lat': (COMA_NAMES, None),
+    'model.latent_loss': (COMA_NAMES, None),
+    'model.latent_head': (COMA_NAMES, dict(type='LatentPredictionHead', loss_weight=1.0,
+                                           loss=dict(type='LatentPredictionLoss', kind='cosine', target_norm='batch'))),
+    'model.norm_pix': (PRETRAIN_NAMES, None),
+    'model.head': (PRETRAIN_NAMES, dict(type='PixelReconstructionHead', norm_pix=True)),
     # the ImageNet loops read the losses from the device at the logger's interval, not every iteration,
     # and copy each batch to the GPU without waiting for it
     'default_hooks.runtime_info': (IMAGENET_NAMES, dict(type='DeferredRuntimeInfoHook')),

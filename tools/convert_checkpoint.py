@@ -16,7 +16,7 @@ measured on the demo: no better, docs/results.md). The grid comes from the confi
 import argparse
 
 import coma  # noqa: F401  (registers the backbones)
-from coma.models.backbones.dyvit import UNIT
+from coma.models.layers.units import UNIT
 from coma.models.checkpoint import convert_pretrain_checkpoint
 
 convert = convert_pretrain_checkpoint  # an older name of the same function, kept for scripts that import it

@@ -4,8 +4,8 @@
 
 Four maps of one image's units (one step an epoch): MAE's mask; CoMA's two branches counted together
 (uniform by construction: every unit is hidden from exactly one branch at every step); the adaptive
-model M_t's own mask under ``complement_schedule='iid'`` (the default: drawn afresh, so binomial like
-MAE's) and under ``'alternate'``. M_t's own map is what its gradient sees.
+model M_t's own mask in CoMA (drawn afresh every step, so binomial like MAE's) and in its variant
+``CoMAAlternate`` (pairs of epochs). M_t's own map is what its gradient sees.
 """
 import argparse
 

@@ -11,8 +11,8 @@ import torch
 #: The maps of :func:`mask_frequencies`, in plotting order, with their titles.
 MASK_MAPS = (('mae', 'MAE: the encoder\'s mask'),
              ('coma_both', 'CoMA: both branches counted\n(every unit once per step, by construction)'),
-             ('coma_iid', "CoMA: M_t's own mask, complement_schedule='iid'"),
-             ('coma_alternate', "CoMA: M_t's own mask, complement_schedule='alternate'"))
+             ('coma_iid', "CoMA: M_t's own mask (drawn afresh each step)"),
+             ('coma_alternate', "CoMAAlternate: M_t's own mask (pairs of epochs)"))
 
 
 def mask_frequencies(iters: int, ratio: float, grid: Tuple[int, int], seed: int = 0) -> Dict[str, torch.Tensor]:
@@ -20,8 +20,8 @@ def mask_frequencies(iters: int, ratio: float, grid: Tuple[int, int], seed: int 
     drawn by the models themselves (``mask_seed=seed``; one step per epoch, as for an image seen once
     an epoch). Keys (:data:`MASK_MAPS`): ``'mae'``, MAE's mask; ``'coma_both'``, CoMA's mask and its
     complement counted together (every unit exactly once per step); ``'coma_iid'`` and
-    ``'coma_alternate'``, the adaptive model M_t's own mask under each ``complement_schedule``: what
-    M_t's gradient sees.
+    ``'coma_alternate'``, the adaptive model M_t's own mask in CoMA (drawn afresh every step) and in
+    its variant ``CoMAAlternate`` (pairs of epochs): what M_t's gradient sees.
 
     Returns:
         name -> ``grid``-shaped counts.
@@ -34,7 +34,7 @@ def mask_frequencies(iters: int, ratio: float, grid: Tuple[int, int], seed: int 
                   decoder=dict(type='CoMADecoder', embed_dim=32, depth=1, num_heads=2))
     models = dict(mae=MODELS.build(dict(type='MAE', **common)),
                   coma_iid=MODELS.build(dict(type='CoMA', **common)),
-                  coma_alternate=MODELS.build(dict(type='CoMA', complement_schedule='alternate', **common)))
+                  coma_alternate=MODELS.build(dict(type='CoMAAlternate', **common)))
     unit = models['mae'].unit
     image = torch.zeros(1, 3, grid[0] * unit, grid[1] * unit)
     sample = [BaseDataElement(metainfo=dict(sample_idx=0))]

@@ -72,7 +72,7 @@ def worker(spec):
     result = measure(fn, spec['repeats'], device, warmup=1)
     ops = {}
     if spec.get('compile'):  # a compiled row that fell back to eager says so
-        from coma.models.algorithms.mae import compile_fallbacks
+        from coma.models.utils.compile import compile_fallbacks
         fallbacks = compile_fallbacks(model)
         ops = dict(ran_compiled=not fallbacks, **(dict(fallback=fallbacks) if fallbacks else {}))
     else:  # one step at batch 2 (forward, backward, AdamW), after the timing

@@ -204,7 +204,7 @@ class RNGStateHook(Hook):
 @HOOKS.register_module()
 class MaskEpochHook(Hook):
     """Tells the model which epoch starts (``model.set_epoch(runner.epoch)``), for masks that
-    depend on the epoch (CoMA's ``complement_schedule='alternate'``); a model without
+    depend on the epoch (the ``CoMAAlternate`` variant); a model without
     ``set_epoch`` is left alone. A resumed run starts at its saved epoch, so its masks are the
     uninterrupted run's."""
     priority = 'NORMAL'

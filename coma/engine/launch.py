@@ -1,4 +1,5 @@
 """Shared set-up for ``tools/train.py`` and ``tools/test.py``."""
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
@@ -6,6 +7,7 @@ from typing import List, Optional
 import torch
 import torch.nn as nn
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction is re-exported for the tools)
+from mmengine.logging import print_log
 from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
 from mmengine.registry import MODEL_WRAPPERS
 
@@ -22,12 +24,26 @@ def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optiona
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    upgrade_model_cfg(cfg, path)
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
     return cfg
+
+
+def upgrade_model_cfg(cfg: Config, path: str) -> None:
+    """Rewrites a pre-training ``model`` written for the algorithms' earlier arguments in today's
+    form (:func:`coma.models.algorithms.legacy.upgrade_algorithm_cfg`), with a warning naming each key."""
+    from ..models.algorithms.legacy import upgrade_algorithm_cfg
+    if not isinstance(cfg.get('model'), dict):
+        return
+    model, notes = upgrade_algorithm_cfg(cfg.model.to_dict() if hasattr(cfg.model, 'to_dict') else cfg.model)
+    if notes:
+        print_log(f'{path}: the model config uses earlier arguments, read as today\'s: {"; ".join(notes)}',
+                  logger='current', level=logging.WARNING)
+        cfg.model = model
 
 
 @MODEL_WRAPPERS.register_module()

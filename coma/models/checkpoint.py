@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from ..engine.safe_load import safe_torch_load
+from .layers.units import UNIT
 
 #: Parameters whose size follows a config value and can be resized when it changes.
 RESIZABLE_SUFFIXES = ('coarse_bias_table',)
@@ -65,7 +66,6 @@ def pretrain_grid(cfg) -> Optional[Tuple[int, int]]:
 
     Returns None when the training pipeline has no ``RandomResizedCrop``.
     """
-    from .backbones.dyvit import UNIT  # (here: dyvit imports this module)
     pipeline = cfg.get('train_dataloader', {}).get('dataset', {}).get('pipeline') or cfg.get('train_pipeline') or []
     for t in pipeline:
         if t.get('type') in ('RandomResizedCrop', 'mmpretrain.RandomResizedCrop'):

@@ -71,6 +71,9 @@ class TimmDyViT(DyViT):
         return self.forward_head(self.forward_features(x))
 
 
+DyViT.classifier_cls = TimmDyViT
+
+
 def _create_dyvit(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     if pretrained:
         raise ValueError(f'{variant}: no pretrained weights are downloaded; load a converted CoMA '

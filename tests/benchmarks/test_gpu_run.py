@@ -89,7 +89,7 @@ def test_a_compilation_past_the_row_limit_is_killed_and_labelled_timeout():
 
 def test_a_time_limit_during_compilation_is_raised_not_taken_for_a_compiler_failure():
     from coma.models import CoMA
-    from coma.models.algorithms.mae import compile_fallbacks
+    from coma.models.utils.compile import compile_fallbacks
 
     def build(backend):
         return CoMA(backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),

@@ -76,7 +76,6 @@ def _recipe(work_dir, data_root):
     cfg.work_dir = str(work_dir)
     cfg.model.backbone = dict(type='DyViT', arch='nano', out_indices=(3,))
     cfg.model.decoder = dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=2)
-    cfg.model.eval_interval = 2
     cfg.train_dataloader.update(batch_size=4, num_workers=0, persistent_workers=False, pin_memory=False)
     cfg.train_dataloader.dataset.update(data_root=data_root, data_prefix=dict(img_path='train'))
     cfg.train_dataloader.dataset.pipeline = [dict(type='LoadImage'), dict(type='ResizeCenterCrop', size=64),
@@ -89,7 +88,9 @@ def _recipe(work_dir, data_root):
     return cfg
 
 
-def test_training_iterations_read_the_device_only_when_logging(image_folder, tmp_path):
+def test_training_iterations_read_the_device_only_when_logging(image_folder, tmp_path, monkeypatch):
+    from coma.models import CoMA
+    monkeypatch.setattr(CoMA, 'eval_interval', 2)
     cfg = _recipe(tmp_path, image_folder)
     runner = Runner.from_cfg(cfg)
     mode = HostReads()

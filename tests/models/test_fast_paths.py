@@ -265,11 +265,14 @@ def test_masked_forward_over_several_windows_compiles_as_one_graph():
 
 
 # ---------------------------------------------------------------- compile as a config switch
-def _coma(**kw):
+def _coma(eval_interval=None, **kw):
     cfg = dict(backbone=dict(type='DyViT', arch='nano'),
                decoder=dict(type='CoMADecoder', embed_dim=64, depth=1, num_heads=4), mask_ratio=0.6)
     cfg.update(kw)
-    return CoMA(**cfg)
+    model = CoMA(**cfg)
+    if eval_interval is not None:
+        model.eval_interval = eval_interval
+    return model
 
 
 def _train(model, batches):
@@ -339,7 +342,7 @@ def test_loss_eval_every_eval_interval_steps(monkeypatch):
 
 
 def test_no_latent_target_when_lambda_lat_is_zero(monkeypatch):
-    model = _coma(lambda_lat=0.0, eval_interval=4)
+    model = _coma(latent_head=dict(loss_weight=0.0), eval_interval=4)
     model.train()
     encoder_calls = _count_calls(model.frozen_backbone, 'forward_masked', monkeypatch)
     logged = [set(model.loss(torch.randn(2, 3, 64, 64))) for _ in range(5)]

@@ -65,7 +65,8 @@ def test_every_attention_call_meets_the_fused_kernel_contract(models, arch, trai
 def test_a_coma_training_step_meets_the_fused_kernel_contract(dtype):
     """Encoder, frozen encoder and both decoders of a CoMA step (DyViT-T, 224 px) under autocast."""
     model = CoMA(backbone=dict(type='DyViT', arch='tiny', out_indices=(3,)),
-                 decoder=dict(type='CoMADecoder', embed_dim=128, depth=2, num_heads=4), eval_interval=1).train()
+                 decoder=dict(type='CoMADecoder', embed_dim=128, depth=2, num_heads=4)).train()
+    model.eval_interval = 1
     with record_sdpa_calls() as calls, torch.autocast('cpu', dtype=DTYPES[dtype]):
         losses = model.loss(torch.randn(2, 3, 224, 224))
         sum(v for k, v in losses.items() if k != 'loss_eval').backward()

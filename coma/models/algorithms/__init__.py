@@ -1,3 +1,5 @@
-from .mae import MAE, CoMA
+from .coma import CoMA
+from .mae import MAE
+from .variants import CoMAAlternate
 
-__all__ = ['MAE', 'CoMA']
+__all__ = ['MAE', 'CoMA', 'CoMAAlternate']

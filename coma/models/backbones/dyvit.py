@@ -15,6 +15,7 @@ not available to us; this follows our SPEC (docs/design.md):
   when it is given ``num_visible``: both forwards compile as one graph.
 """
 import copy
+import warnings
 from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
@@ -26,7 +27,7 @@ from timm.layers import DropPath, Mlp
 from ..checkpoint import init_from_pretrained
 from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index,
                              fine_biases, fused_weights, masked_rel_index, padded, plan_for_stage)
-from ..layers.units import pad_to_multiple, tokens_to_map, visible_indices
+from ..layers.units import UNIT, pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
 ARCH_SETTINGS: Dict[str, Dict] = {
@@ -37,7 +38,6 @@ ARCH_SETTINGS: Dict[str, Dict] = {
 }
 ARCH_KEYS = ('embed_dim', 'depths', 'num_heads', 'fine_heads')
 NUM_STAGES = 4
-UNIT = 32  # total stride = mask-unit side in pixels
 STEM_STRIDE = 4
 
 
@@ -264,14 +264,17 @@ class DyViT(BaseModule):
     #: tables and the DM-MSA gates (their zero init is the even fine/coarse mix).
     NO_WEIGHT_DECAY_KEYS = ('bias_table', '.gate.')
 
+    #: the timm classifier that the deprecated ``num_classes`` builds (:mod:`coma.models.timm_models` sets it)
+    classifier_cls: Optional[type] = None
+
     def __new__(cls, *args, num_classes: int = 0, **kwargs):
         if num_classes and cls is DyViT:  # the deprecated flag: build the timm classifier instead
-            import warnings
-            from ..timm_models import TimmDyViT
+            if DyViT.classifier_cls is None:
+                raise ImportError('DyViT(num_classes=N) builds coma.models.timm_models.TimmDyViT: import coma first')
             warnings.warn('DyViT(num_classes=N) is deprecated: the backbone carries no classifier; use '
                           "timm.create_model('dyvit_<arch>', num_classes=N) (coma.models.timm_models.TimmDyViT)",
                           DeprecationWarning, stacklevel=2)
-            return super().__new__(TimmDyViT)
+            return super().__new__(DyViT.classifier_cls)
         return super().__new__(cls)
 
     def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,

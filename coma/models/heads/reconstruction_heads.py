@@ -54,7 +54,7 @@ class LatentPredictionHead(nn.Module):
     """L_lat: M_t's predicted latents against M_{t-1}'s (stop-gradient), weighted by lambda_lat.
 
     Args:
-        loss: config of the distance (default: ``LatentPredictionLoss`` with ``kind='cosine'``).
+        loss: config of the distance (default: ``LatentPredictionLoss``, cosine on batch-standardised targets).
         loss_weight: lambda_lat. 0 makes the loss monitoring only: computed without a graph and
             logged unweighted, never optimised.
     """
@@ -63,7 +63,7 @@ class LatentPredictionHead(nn.Module):
         super().__init__()
         if loss_weight < 0:
             raise ValueError(f'LatentPredictionHead: loss_weight (lambda_lat) must be >= 0, got {loss_weight}')
-        self.loss_module = MODELS.build(loss or dict(type='LatentPredictionLoss', kind='cosine'))
+        self.loss_module = MODELS.build(dict(dict(type='LatentPredictionLoss'), **(loss or {})))
         self.loss_weight = loss_weight
 
     @property

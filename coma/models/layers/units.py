@@ -14,6 +14,9 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+#: side of a mask unit in pixels (DyViT's total stride)
+UNIT = 32
+
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, Tuple[int, int]]:
     """Zero-pads an NCHW batch at the bottom and right to multiples of ``multiple``.

@@ -44,13 +44,13 @@ class LatentPredictionLoss(nn.Module):
     Args:
         kind: ``'cosine'`` (1 - cosine similarity; our default, scale-free) or ``'smooth_l1'``
             (on layer-normalised targets).
-        target_norm: ``'none'``, ``'batch'`` or ``'instance'``: standardise every channel of the
+        target_norm: ``'batch'`` or ``'instance'``: standardise every channel of the
             targets (zero mean, unit variance, no affine) before the distance, over all the scored
             units of the batch (``'batch'``) or over each image's own scored units (``'instance'``,
             data2vec's instance norm of its teacher's tokens).
             With ``'batch'``, an encoder that gives every unit the same latent gets all-zero targets,
-            which no prediction matches: the loss no longer rewards the collapse that an exact copy
-            (m = 0) as target model otherwise allows (docs/results.md). Under DDP the
+            which no prediction matches: the loss does not reward the collapse that an exact copy
+            (m = 0) as target model otherwise allows (raw targets collapse, docs/results.md). Under DDP the
             statistics are those of the global batch (all-reduced), so N processes compute what
             one process does with the whole batch. ``'instance'`` also removes what a channel has in
             common over an image's units: an image-level latent (every unit of an image the same,
@@ -59,9 +59,9 @@ class LatentPredictionLoss(nn.Module):
         eps: variance floor of ``target_norm`` ``'batch'`` and ``'instance'``.
     """
     KINDS = ('cosine', 'smooth_l1')
-    TARGET_NORMS = ('none', 'batch', 'instance')
+    TARGET_NORMS = ('batch', 'instance')
 
-    def __init__(self, kind: str = 'cosine', target_norm: str = 'none', eps: float = 1e-6) -> None:
+    def __init__(self, kind: str = 'cosine', target_norm: str = 'batch', eps: float = 1e-6) -> None:
         super().__init__()
         if kind not in self.KINDS:
             raise ValueError(f"latent loss kind '{kind}' is unknown; allowed: {list(self.KINDS)}")
@@ -72,13 +72,12 @@ class LatentPredictionLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred, target: ``(B, N, C)`` -> scalar mean loss; ``target`` gets no gradient."""
         pred, target = pred.float(), target.detach().float()
-        if self.target_norm != 'none':
-            if self.target_norm == 'batch':
-                mean, var = _global_moments(target.reshape(-1, target.shape[-1]))
-            else:  # 'instance': over each image's own units
-                var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
-            # a channel constant over its units carries nothing: exactly 0, not rounding noise
-            target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
+        if self.target_norm == 'batch':
+            mean, var = _global_moments(target.reshape(-1, target.shape[-1]))
+        else:  # 'instance': over each image's own units
+            var, mean = torch.var_mean(target, dim=1, correction=0, keepdim=True)
+        # a channel constant over its units carries nothing: exactly 0, not rounding noise
+        target = torch.where(var > self.eps, (target - mean) * (var + self.eps).rsqrt(), 0.0)
         if self.kind == 'cosine':
             return (1 - F.cosine_similarity(pred, target, dim=-1)).mean()
         return F.smooth_l1_loss(pred, F.layer_norm(target, target.shape[-1:]))

@@ -6,5 +6,7 @@ model = dict(
     type='CoMA',
     backbone=dict(type='DyViT', arch='base', out_indices=(3, )),
     decoder=dict(type='CoMADecoder', embed_dim=512, depth=8, num_heads=16),
-    mask_ratio=0.6, lambda_lat=1.0, momentum=0.0, norm_pix=True, latent_loss='cosine',
-    latent_target_norm='batch')
+    mask_ratio=0.6, momentum=0.0,
+    head=dict(type='PixelReconstructionHead', norm_pix=True),
+    latent_head=dict(type='LatentPredictionHead', loss_weight=1.0,
+                     loss=dict(type='LatentPredictionLoss', kind='cosine', target_norm='batch')))
