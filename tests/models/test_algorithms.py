@@ -394,7 +394,8 @@ def test_configs_of_the_earlier_arguments_are_read_in_todays_form(tmp_path):
     becomes its variant, the removed options at their defaults are dropped and otherwise refused."""
     from coma.engine.launch import load_config
     from coma.models.algorithms.legacy import upgrade_algorithm_cfg
-    old = dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)), decoder=DECODER,
+    old = dict(type='CoMA', backbone=dict(type='DyViT', arch='nano', out_indices=(3,), masked_fusion=False),
+               decoder=DECODER,
                lambda_lat=0.5, latent_loss='smooth_l1', latent_target_norm='instance', norm_pix=False,
                complement_schedule='alternate', visible_loss_weight=0.0, eval_interval=10)
     path = tmp_path / 'old.py'
@@ -404,6 +405,8 @@ def test_configs_of_the_earlier_arguments_are_read_in_todays_form(tmp_path):
     assert (model.latent_head.loss_module.kind, model.latent_head.loss_module.target_norm) == ('smooth_l1', 'instance')
     with pytest.raises(ValueError, match='visible_loss_weight=0.5'):
         upgrade_algorithm_cfg(dict(old, visible_loss_weight=0.5))
+    with pytest.raises(ValueError, match='masked_fusion=True'):
+        upgrade_algorithm_cfg(dict(old, backbone=dict(type='DyViT', masked_fusion=True)))
     with pytest.raises(ValueError, match="latent_target_norm='none'"):
         upgrade_algorithm_cfg(dict(old, latent_target_norm='none'))
     assert upgrade_algorithm_cfg(dict(type='MAE', norm_pix=True))[0] == dict(type='MAE', head=dict(norm_pix=True))

@@ -379,61 +379,17 @@ def test_checkpoint_made_before_the_fast_dmmsa_gives_the_same_features():
     torch.testing.assert_close(masked_static, masked)
 
 
-def test_coarse_locality_prior_at_init():
-    """``coarse_locality=s`` starts every coarse table at ``-s * distance`` on top of the same random
-    init (0: the init as before); the state dict keeps its keys; a negative slope fails clearly."""
-    torch.manual_seed(0)
-    plain = DyViT('nano', coarse_window=3)
-    torch.manual_seed(0)
-    local = DyViT('nano', coarse_window=3, coarse_locality=0.5)
-    assert plain.state_dict().keys() == local.state_dict().keys()
-    distance = torch.tensor([[2 ** 0.5 * 2, 5 ** 0.5, 2, 5 ** 0.5, 2 ** 0.5 * 2],
-                             [5 ** 0.5, 2 ** 0.5, 1, 2 ** 0.5, 5 ** 0.5],
-                             [2, 1, 0, 1, 2],
-                             [5 ** 0.5, 2 ** 0.5, 1, 2 ** 0.5, 5 ** 0.5],
-                             [2 ** 0.5 * 2, 5 ** 0.5, 2, 5 ** 0.5, 2 ** 0.5 * 2]]).flatten()
-    for name, value in plain.state_dict().items():
-        if 'coarse_bias_table' in name:
-            torch.testing.assert_close(local.state_dict()[name], value - 0.5 * distance[:, None], msg=name)
-        else:
-            assert torch.equal(local.state_dict()[name], value), name
-    with pytest.raises(ValueError, match='coarse_locality'):
-        DyViT('nano', coarse_locality=-1.0)
-
-
-def test_masked_fusion_adds_every_stage_per_unit_and_is_dropped_on_conversion(tmp_path):
-    """``masked_fusion``: the masked forward returns ``norm3(last + sum_i head_i(stage_i over the unit))``,
-    each head reading its unit's ``T_i`` tokens row-major; the dense forward is unchanged; the
-    converter drops the heads, so the backbone loads strictly into a plain DyViT."""
+def test_fusion_heads_of_earlier_pretraining_checkpoints_are_dropped_on_conversion(tmp_path):
+    """Earlier pre-training runs could fuse the stages through ``fusion_heads`` (``masked_fusion``, in
+    the backbone config): the converter drops both, so the backbone loads strictly into a DyViT."""
     from coma.models.checkpoint import convert_pretrain_checkpoint, load_backbone_checkpoint
-    torch.manual_seed(0)
-    fused = DyViT('nano', out_indices=(3,), masked_fusion=True)
     plain = DyViT('nano', out_indices=(3,))
-    _, unexpected = plain.load_state_dict(fused.state_dict(), strict=False)
-    assert sorted(unexpected) == [f'fusion_heads.{i}.{k}' for i in range(3) for k in ('bias', 'weight')]
-    with torch.no_grad():
-        for head in fused.fusion_heads:
-            head.bias.normal_(0, 0.1)
-    x, mask = torch.randn(2, 3, 128, 96), _mask(2, (4, 3), keep=5)
-    outs = {}
-    hooks = [stage.register_forward_hook(lambda m, a, out, i=i: outs.__setitem__(i, out[0]))
-             for i, stage in enumerate(plain.stages)]
-    plain.forward_masked(x, mask, 5)
-    for h in hooks:
-        h.remove()
-    ref = outs[3].view(2, 5, -1)
-    for i, head in enumerate(fused.fusion_heads):
-        ref = ref + head(outs[i].view(2, 5, -1))  # rows are unit-major: a unit's tokens, then the next unit's
-    got = fused.forward_masked(x, mask, 5)
-    torch.testing.assert_close(got, plain.norm3(ref), rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(got, plain.forward_masked(x, mask, 5), atol=1e-3)  # the heads matter
-    got.square().sum().backward()
-    assert all(head.weight.grad.abs().sum() > 0 for head in fused.fusion_heads)
-    for a, b in zip(fused(x), plain(x)):
-        torch.testing.assert_close(a, b)  # the dense forward does not use the heads
+    state = {f'backbone.{k}': v for k, v in plain.state_dict().items()}
+    state.update({f'backbone.fusion_heads.{i}.{k}': torch.zeros(3) for i in range(3) for k in ('bias', 'weight')})
     src, dst = tmp_path / 'pretrain.pth', tmp_path / 'backbone.pth'
-    torch.save(dict(state_dict={f'backbone.{k}': v for k, v in fused.state_dict().items()}), src)
+    torch.save(dict(state_dict=state), src)
     summary = convert_pretrain_checkpoint(str(src), str(dst), backbone_cfg=dict(
-        type='DyViT', arch='nano', out_indices=(3,), masked_fusion=True))
-    assert summary['tensors'] == len(plain.state_dict()) and 'masked_fusion' not in summary['backbone']
+        type='DyViT', arch='nano', out_indices=(3,), masked_fusion=False, coarse_locality=0.0))
+    assert summary['tensors'] == len(plain.state_dict())
+    assert 'masked_fusion' not in summary['backbone'] and 'coarse_locality' not in summary['backbone']
     load_backbone_checkpoint(DyViT('nano', out_indices=(3,)), str(dst))  # strict: no unexpected keys

@@ -52,6 +52,15 @@ def upgrade_algorithm_cfg(model: Dict) -> Tuple[Dict, List[str]]:
             notes.append("model.complement_schedule='alternate' -> model.type='CoMAAlternate'")
         elif schedule not in (None, 'iid'):
             raise ValueError(f"model.complement_schedule={schedule!r} is unknown (it was 'iid' or 'alternate')")
+    backbone = model.get('backbone')
+    for key, off in (('masked_fusion', False), ('coarse_locality', 0.0)):  # DyViT's removed options
+        if isinstance(backbone, dict) and key in backbone:
+            if backbone[key] != off:
+                raise ValueError(f'model.backbone.{key}={backbone[key]!r} was removed (measured not better, '
+                                 'docs/results.md)')
+            model['backbone'] = {k: v for k, v in backbone.items() if k != key}
+            backbone = model['backbone']
+            notes.append(f'model.backbone.{key}={off!r} dropped (the default)')
     for key, (off, why) in REMOVED.items():
         if key in model:
             value = model.pop(key)

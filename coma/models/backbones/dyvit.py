@@ -242,17 +242,6 @@ class DyViT(BaseModule):
         out_indices: stages whose features :meth:`forward` returns.
         frozen_stages: freeze the stem and stages ``< frozen_stages`` (-1: nothing; 0: the stem).
         with_cp: activation checkpointing per block.
-        coarse_locality: a locality prior at init: every coarse relative-position table starts at
-            ``-coarse_locality * distance`` (in units) on top of its random init, so the coarse
-            attention starts local instead of uniform (0, the default: no prior). An option of issue
-            12's diagnosis (docs/results.md); a checkpoint's tables replace it.
-        masked_fusion: multi-scale fusion in :meth:`forward_masked` (pre-training only), as Hiera's
-            MAE fuses its stages: each earlier stage's output over a unit (its ``T_i`` tokens, flattened)
-            goes through a linear head (``fusion_heads``, a convolution with kernel = stride = the unit)
-            to the last stage's width and is added to the last stage's output before its norm, so the
-            reconstruction reads every stage directly. False (the default): the last stage alone. The
-            heads are not part of the downstream backbone: the checkpoint converter drops them. An
-            option measured in docs/results.md.
         num_classes: deprecated: the backbone carries no classifier. A value > 0 builds the timm
             classification model (:class:`coma.models.timm_models.TimmDyViT`) instead, with a
             warning; use ``timm.create_model('dyvit_<arch>', num_classes=N)``.
@@ -280,10 +269,8 @@ class DyViT(BaseModule):
     def __init__(self, arch: Union[str, Dict] = 'tiny', in_channels: int = 3, mlp_ratio: float = 4.0,
                  coarse_window: int = 7, drop_path_rate: float = 0.0,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1, with_cp: bool = False,
-                 coarse_locality: float = 0.0, masked_fusion: bool = False, init_cfg: Optional[Dict] = None) -> None:
+                 init_cfg: Optional[Dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not coarse_locality >= 0:
-            raise ValueError(f'DyViT: coarse_locality must be >= 0, got {coarse_locality}')
         self.arch = resolve_arch(arch)
         out_indices = tuple(out_indices) if isinstance(out_indices, (list, tuple)) else (out_indices,)
         if not out_indices or any(i not in range(NUM_STAGES) for i in out_indices):
@@ -310,16 +297,9 @@ class DyViT(BaseModule):
             drop_paths=dpr[i], downsample=i < NUM_STAGES - 1, with_cp=with_cp) for i in range(NUM_STAGES))
         for i in out_indices:
             self.add_module(f'norm{i}', nn.LayerNorm(self.widths[i]))
-        self.masked_fusion = bool(masked_fusion)
-        if self.masked_fusion:
-            tokens = [unit_side(i) ** 2 for i in range(NUM_STAGES - 1)]
-            self.fusion_heads = nn.ModuleList(nn.Linear(t * self.widths[i], self.unit_dim)
-                                              for i, t in enumerate(tokens))
         self.feature_info = [dict(num_chs=self.widths[i], reduction=STEM_STRIDE * 2 ** i, module=f'norm{i}')
                              for i in out_indices]
         self.init_linears()
-        if coarse_locality:
-            self.add_coarse_locality(coarse_locality)
         self._freeze_stages()
 
     def init_linears(self) -> None:
@@ -330,18 +310,6 @@ class DyViT(BaseModule):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-
-    @torch.no_grad()
-    def add_coarse_locality(self, slope: float) -> None:
-        """Adds ``-slope * distance`` to every coarse relative-position table, row by row (the
-        Euclidean distance in units of the offset the row stands for)."""
-        w = self.coarse_window
-        offsets = torch.arange(2 * w - 1, dtype=torch.float32) - (w - 1)
-        distance = torch.hypot(offsets[:, None], offsets[None, :]).flatten()  # rows of coords_rel_index
-        for stage in self.stages:
-            for blk in stage.blocks:
-                table = blk.attn.coarse_bias_table
-                table.sub_(slope * distance.to(table)[:, None])
 
     def no_weight_decay(self) -> Set[str]:
         """Names of the parameters without weight decay (timm's convention; the pre-training and
@@ -542,8 +510,7 @@ class DyViT(BaseModule):
 
         Returns:
             ``(B, N_visible, C_last)``: last-stage features of the visible units, row-major order,
-            normed by the last output norm (with ``masked_fusion``: the sum of the last stage's output
-            and the fusion heads' of the earlier stages, then the norm).
+            normed by the last output norm.
         """
         b, _, h, w = x.shape
         grid = (h // UNIT, w // UNIT)
@@ -567,10 +534,4 @@ class DyViT(BaseModule):
             rels[shifted] = rel.view(b, 1, n, 1, rel.shape[-1]), masked  # the view every stage's plan reads (keys padded)
         plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
         tokens = self._embed_image(x, grid, ids)
-        if not self.masked_fusion:
-            return self._run(tokens, plans, (last,))[0][0].view(b, n, -1)  # B, N, C_last (T = 1)
-        outs = self._run(tokens, plans, range(NUM_STAGES), norm=False)[0]  # rows B*N*T_i, C_i
-        fused = outs[last].view(b, n, -1)
-        for head, out in zip(self.fusion_heads, outs[:last]):
-            fused = fused + head(out.view(b, n, -1))  # a unit's T_i tokens, row-major, then channels
-        return getattr(self, f'norm{last}')(fused)
+        return self._run(tokens, plans, (last,))[0][0].view(b, n, -1)  # B, N, C_last (T = 1)
