@@ -9,13 +9,14 @@ rank of the standardised pooled features (exp of the entropy of the normalised s
 1 = every image maps to one direction) and the mean pairwise cosine of the last-stage unit latents
 of different images (the latent targets of CoMA; 1 = collapsed).
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .models.backbones.dyvit import DyViT
-from .models.layers.dm_msa import DMMSA, CoarsePlan, Gathered, coarse_biases, fine_biases
+from .models.layers.dm_msa import DMMSA, CoarseWindows
 
 
 def effective_rank(features: torch.Tensor) -> float:
@@ -36,31 +37,25 @@ def mean_pairwise_cosine(latents: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def attention_stats(attn: DMMSA, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None
-                    ) -> Dict[str, float]:
-    """Logit scale, normalised entropy and gate weight of both head groups of one DM-MSA call.
-
-    Written with plain matmuls (a diagnosis, not the fast path); ``x`` is the ``(B*U*T, C)`` input,
-    ``plan`` and ``gathered`` the call's other arguments (see :meth:`DMMSA.forward`).
-    """
-    b, u, t, d = plan.batch, plan.units, attn.tokens, attn.head_dim
-    hf, hc = attn.fine_heads, attn.coarse_heads
-    n = b * u
-    rows = x.reshape(n, t, -1)
-    pooled = rows.mean(1)
+def attention_stats(attn: DMMSA, x: torch.Tensor, coords: torch.Tensor, windows: CoarseWindows,
+                    shifted: bool) -> Dict[str, float]:
+    """Logit scale, normalised entropy and gate weight of both head groups of one DM-MSA call, from the
+    call's arguments (:meth:`DMMSA.forward`: ``x`` the ``(B, U, T, C)`` tokens of the units at ``coords``)."""
+    b, u, t, _ = x.shape
+    d, hf, hc = attn.head_dim, attn.fine_heads, attn.coarse_heads
+    pooled = x.mean(2)  # B, U, C
     gate = attn.gate(pooled).softmax(-1)
-    q = attn.q(rows).view(n, t, -1, d)
-    stats = dict(gate_fine=float(gate[:, 0].mean()), gate_coarse=float(gate[:, 1].mean()))
+    q = attn.q(x).view(b, u, t, -1, d)
+    stats = dict(gate_fine=float(gate[..., 0].mean()), gate_coarse=float(gate[..., 1].mean()))
     if attn.fine_attends:
-        k = attn.kv_fine(rows).view(n, t, 2, hf, d)[:, :, 0]
-        logits = torch.einsum('nqhd,nkhd->nhqk', q[:, :, :hf], k) * d ** -0.5
-        logits = logits + fine_biases([attn.fine_bias_table], attn.fine_bias_index, attn.fine_heads)[0]
-        stats.update(_logit_stats(logits, 'fine'))
+        k = attn.kv_fine(x).view(b, u, t, 2, hf, d)[:, :, :, 0]
+        logits = torch.einsum('buqhd,bukhd->buhqk', q[:, :, :, :hf], k) * d ** -0.5
+        stats.update(_logit_stats(logits + attn.fine_bias_table[attn.fine_rel].permute(2, 0, 1), 'fine'))
     kc = attn.kv_coarse(pooled).view(b, u, 2, hc, d)[:, :, 0]  # B, U, hc, d
-    qc = q[:, :, -hc:].reshape(b, u * t, hc, d)
+    qc = q[:, :, :, -hc:].reshape(b, u * t, hc, d)
     logits = torch.einsum('bqhd,bkhd->bhqk', qc, kc) * d ** -0.5  # B, hc, U*T, U
-    bias = gathered.coarse_bias if gathered is not None and gathered.coarse_bias is not None else \
-        coarse_biases([attn.coarse_bias_table], plan)[0]  # G|1, hc, U*T, U
+    table = F.pad(attn.coarse_bias_table, (0, 0, 0, 1), value=float('-inf'))
+    bias = table[windows.rel_index(coords, shifted)].permute(0, 3, 1, 2).repeat_interleave(t, dim=2)
     stats.update(_logit_stats(logits + bias, 'coarse'))
     return stats
 
@@ -103,7 +98,7 @@ def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float
     if max(images.shape[2], images.shape[3]) > window * DyViT.unit:
         raise ValueError(f'diagnose reads the attention of one coarse window: images of at most '
                          f'{window * DyViT.unit} px a side, got {tuple(images.shape[2:])}')
-    captured: Dict[int, tuple] = {}  # (x, plan[, gathered]) of each call
+    captured: Dict[int, tuple] = {}  # (x, coords, windows, shifted) of each call of the plain modules
     hooks = []
     attns = [blk.attn for stage in model.stages for blk in stage.blocks]
     def keep_input(i: int):
@@ -112,9 +107,14 @@ def diagnose(model: DyViT, fresh: DyViT, images: torch.Tensor, mask_ratio: float
         return hook
     for i, attn in enumerate(attns):
         hooks.append(attn.register_forward_hook(keep_input(i)))
-    pooled = model.forward_features(images).mean((2, 3))
-    for h in hooks:
-        h.remove()
+    fast = model.fast
+    model.fast = False  # the plain modules, whose calls the hooks see
+    try:
+        pooled = model.forward_features(images).mean((2, 3))
+    finally:
+        model.fast = fast
+        for h in hooks:
+            h.remove()
     blocks = []
     fresh_blocks = [blk for stage in fresh.stages for blk in stage.blocks]
     j = 0

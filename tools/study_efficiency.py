@@ -33,7 +33,7 @@ def main(argv=None) -> List[Dict]:
     p.add_argument('--budgets', type=int, nargs='+', help='pre-training budgets instead of E/8, E/4, E/2, E')
     p.add_argument('--methods', nargs='+', choices=['coma', 'mae', 'random'], default=['coma', 'mae', 'random'])
     p.add_argument('--pretrain-options', nargs='+', action=DictAction, default={},
-                   help='config overrides of the pre-training runs (ablations), e.g. model.norm_pix=False; '
+                   help='config overrides of the pre-training runs (ablations), e.g. model.head.norm_pix=False; '
                         'use a separate --work-dir')
     p.add_argument('--ft-options', nargs='+', action=DictAction, default={},
                    help='config overrides of the fine-tune runs, e.g. optim_wrapper.optimizer.lr=6.25e-5; '

@@ -86,7 +86,7 @@ def pretrain(config: str, seed: int, epochs: int, data_root: str, work_dir: str,
         return out
     cfg = _runner_cfg(config, work_dir, data_root, epochs, seed,
                       dict(model=dict(mask_seed=seed), train_dataloader=dict(dataset=dict(data_prefix=dict(img_path='train')))))
-    cfg.merge_from_dict(options or {})  # ablations, e.g. model.norm_pix=False
+    cfg.merge_from_dict(options or {})  # ablations, e.g. model.head.norm_pix=False
     Runner.from_cfg(cfg).train()
     convert_pretrain_checkpoint(osp.join(work_dir, f'epoch_{epochs}.pth'), out)
     return out

@@ -410,6 +410,9 @@ def test_configs_of_the_earlier_arguments_are_read_in_todays_form(tmp_path):
     with pytest.raises(ValueError, match="latent_target_norm='none'"):
         upgrade_algorithm_cfg(dict(old, latent_target_norm='none'))
     assert upgrade_algorithm_cfg(dict(type='MAE', norm_pix=True))[0] == dict(type='MAE', head=dict(norm_pix=True))
+    # an earlier key given on the command line to today's config overrides its head's setting
+    today = dict(type='CoMA', latent_head=dict(type='LatentPredictionHead', loss_weight=1.0), lambda_lat=0.1)
+    assert upgrade_algorithm_cfg(today)[0]['latent_head'] == dict(type='LatentPredictionHead', loss_weight=0.1)
     with pytest.raises(TypeError, match='lambda_lat'):
         MODELS.build(old)  # the constructor itself takes today's arguments only
 

@@ -1,7 +1,4 @@
 """DyViT inside mmdet's Mask R-CNN and mmseg's UperNet: one loss step and a backward pass on CPU."""
-import os
-
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm

@@ -6,7 +6,8 @@ import torch
 
 from coma.analysis import count_flops, count_params
 from coma.models.backbones.dyvit import ARCH_SETTINGS, DyViT, PatchMerging, resolve_arch
-from coma.models.layers.dm_msa import DMMSA, dense_plan, masked_plan
+from coma.models.layers import dm_msa_fast as fast
+from coma.models.layers.dm_msa import DMMSA, CoarseWindows
 
 ARCHS = list(ARCH_SETTINGS)
 BUDGETS = {  # (max params, max GMACs) at 224x224, SPEC section 3.5
@@ -72,10 +73,11 @@ def _randomise(attn):
             p.normal_(0, 0.3)
 
 
-def _assert_same_output_and_grads(attn, x, plan, ref_fn):
-    """Output, input gradient and every parameter gradient of DM-MSA equal the reference's (1e-5)."""
+def _assert_same_output_and_grads(attn, x, fn, ref_fn):
+    """Output, input gradient and every parameter gradient of ``fn(x)`` equal ``ref_fn(x)``'s (1e-5)."""
+    attn.zero_grad()
     xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out = attn(xa, plan)
+    out = fn(xa)
     weight = torch.randn_like(out)
     (out * weight).sum().backward()
     grads = {n: p.grad.clone() for n, p in attn.named_parameters()}
@@ -91,13 +93,17 @@ def _assert_same_output_and_grads(attn, x, plan, ref_fn):
 @pytest.mark.parametrize('side', [1, 2, 4])
 @pytest.mark.parametrize('grid,window,shifted', [((3, 3), 7, False), ((5, 4), 2, False), ((5, 4), 2, True)])
 def test_dmmsa_dense_matches_reference(grid, window, shifted, side):
+    """The plain module equals the per-query reference; the fast executor equals the plain module."""
     attn = DMMSA(16, 4, 2, unit_side=side, coarse_window=window).eval()
     _randomise(attn)
     b = 2
     x = torch.randn(b, grid[0] * grid[1], side * side, 16)
-    plan = dense_plan(b, grid, window, shifted, x.device, tokens=side * side, heads=attn.coarse_heads)
-    _assert_same_output_and_grads(
-        attn, x, plan, lambda xr: reference_dmmsa(attn, xr, _grid_coords(b, grid), grid, window, shifted))
+    coords, windows = _grid_coords(b, grid), CoarseWindows(grid, window)
+    plain = lambda xr: attn(xr, coords, windows, shifted)  # noqa: E731
+    _assert_same_output_and_grads(attn, x, plain,
+                                  lambda xr: reference_dmmsa(attn, xr, coords, grid, window, shifted))
+    plan = fast.dense_plan(b, grid, window, shifted, x.device, tokens=side * side, heads=attn.coarse_heads)
+    _assert_same_output_and_grads(attn, x, lambda xa: fast.attend(attn, xa.reshape(-1, 16), plan).view(x.shape), plain)
 
 
 @pytest.mark.parametrize('grid,window,shifted', [((4, 4), 7, False), ((5, 4), 2, False), ((5, 4), 2, True)])
@@ -108,15 +114,31 @@ def test_dmmsa_masked_matches_reference(grid, window, shifted):
     ids = torch.stack([torch.randperm(n)[:n // 2].sort().values for _ in range(b)])
     coords = torch.stack([ids // grid[1], ids % grid[1]], -1)
     x = torch.randn(b, ids.shape[1], 4, 16)
-    plan = masked_plan(ids, grid, window, shifted, tokens=4, heads=attn.coarse_heads)
-    _assert_same_output_and_grads(attn, x, plan, lambda xr: reference_dmmsa(attn, xr, coords, grid, window, shifted))
+    plain = lambda xr: attn(xr, coords, CoarseWindows(grid, window), shifted)  # noqa: E731
+    _assert_same_output_and_grads(attn, x, plain, lambda xr: reference_dmmsa(attn, xr, coords, grid, window, shifted))
+    plan = fast.masked_plan(ids, grid, window, shifted, tokens=4, heads=attn.coarse_heads)
+    _assert_same_output_and_grads(attn, x, lambda xa: fast.attend(attn, xa.reshape(-1, 16), plan).view(x.shape), plain)
+
+
+def test_coarse_windows_hold_the_shift_rule():
+    """A grid that fits one window is one window, never shifted; longer axes are cut into windows and
+    shifted by half a window; every unit lands in one slot of one window."""
+    assert CoarseWindows((4, 7), 7).shifts == (False,) and CoarseWindows((4, 8), 7).shifts == (False, True)
+    windows = CoarseWindows((5, 4), 2)
+    assert windows.split(True) == ((2, 1), (2, 1)) and windows.split(False) == ((2, 0), (2, 0))
+    assert CoarseWindows((2, 5), 3).split(True) == ((2, 0), (3, 1))  # only the long axis shifts
+    coords = _grid_coords(1, (5, 4))[0]
+    win, local = windows.place(coords, True)
+    assert len({(int(w), int(l[0]), int(l[1])) for w, l in zip(win, local)}) == 20
+    rel = windows.rel_index(coords, True)
+    assert (rel == 9).sum() > 0 and (rel.diagonal() == 4).all()  # pairs in no window; self at offset 0
 
 
 def test_dmmsa_rejects_a_plan_of_another_stage():
     attn = DMMSA(16, 4, 2, unit_side=2, coarse_window=7)
-    plan = dense_plan(1, (2, 2), 7, False, torch.device('cpu'), tokens=16, heads=2)
+    plan = fast.dense_plan(1, (2, 2), 7, False, torch.device('cpu'), tokens=16, heads=2)
     with pytest.raises(ValueError, match='plan built for T=16'):
-        attn(torch.randn(1, 4, 4, 16), plan)
+        fast.attend(attn, torch.randn(16, 16), plan)
 
 
 def test_dmmsa_has_two_scales_and_dynamic_fusion():
@@ -130,13 +152,13 @@ def test_dmmsa_has_two_scales_and_dynamic_fusion():
     # input-dependent: different units get different group weights
     assert (w[0, 0] - w[0, 1]).abs().max() > 1e-3
     # zeroing the gate for a group removes that group's contribution
-    plan = dense_plan(1, (2, 2), 7, False, x.device, tokens=16, heads=attn.coarse_heads)
+    coords, windows = _grid_coords(1, (2, 2)), CoarseWindows((2, 2), 7)
     with torch.no_grad():
         attn.gate.weight.zero_()
         attn.gate.bias.copy_(torch.tensor([50.0, -50.0]))
-        only_fine = attn(x, plan)
+        only_fine = attn(x, coords, windows, False)
         attn.kv_coarse.weight.normal_()
-        assert torch.allclose(only_fine, attn(x, plan), atol=1e-5)
+        assert torch.allclose(only_fine, attn(x, coords, windows, False), atol=1e-5)
 
 
 # ---------------------------------------------------------------- property 1: hierarchy, leak-free stem
@@ -272,23 +294,33 @@ def test_with_cp_matches_plain():
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-4, msg=n)
 
 
-def test_with_cp_recomputes_each_block_in_the_backward():
+@pytest.mark.parametrize('fast_path', [True, False])
+def test_with_cp_recomputes_each_block_in_the_backward(fast_path, monkeypatch):
     """Checkpointing does what it is for: each block's forward runs again in the backward (and only
-    then), so its activations were not kept."""
+    then), so its activations were not kept; through the fast executor and through the plain modules."""
+    monkeypatch.setattr(DyViT, 'fast', fast_path)
     calls = {}
     for with_cp in (False, True):
         m = DyViT('nano', with_cp=with_cp)
         count = [0]
-        for stage in m.stages:
-            for blk in stage.blocks:  # counted around forward: the recomputation runs no module hooks
-                def counted(*args, _forward=blk.forward, **kwargs):
-                    count[0] += 1
-                    return _forward(*args, **kwargs)
-                blk.forward = counted
+        if fast_path:
+            def counted(*args, _run=fast.run_block, **kwargs):
+                count[0] += 1
+                return _run(*args, **kwargs)
+            monkeypatch.setattr(fast, 'run_block', counted)
+        else:
+            for stage in m.stages:
+                for blk in stage.blocks:  # counted around forward: the recomputation runs no module hooks
+                    def counted(*args, _forward=blk.forward, **kwargs):
+                        count[0] += 1
+                        return _forward(*args, **kwargs)
+                    blk.forward = counted
         out = sum(o.sum() for o in m(torch.randn(1, 3, 64, 64)))
         forward = count[0]
         out.backward()
         calls[with_cp] = (forward, count[0] - forward)
+        monkeypatch.undo()
+        monkeypatch.setattr(DyViT, 'fast', fast_path)
     blocks = sum(ARCH_SETTINGS['nano']['depths'])
     assert calls == {False: (blocks, 0), True: (blocks, blocks)}
 
@@ -393,3 +425,31 @@ def test_fusion_heads_of_earlier_pretraining_checkpoints_are_dropped_on_conversi
     assert summary['tensors'] == len(plain.state_dict())
     assert 'masked_fusion' not in summary['backbone'] and 'coarse_locality' not in summary['backbone']
     load_backbone_checkpoint(DyViT('nano', out_indices=(3,)), str(dst))  # strict: no unexpected keys
+
+
+@pytest.mark.parametrize('mode', ['dense', 'masked'])
+def test_the_fast_executor_gives_the_plain_modules_outputs_and_gradients(mode, monkeypatch):
+    """The whole backbone through :mod:`dm_msa_fast` (DyViT's default) and through the plain modules:
+    the same outputs, input gradients and parameter gradients, over shifted windows (1e-5 relative)."""
+    torch.manual_seed(0)
+    m = DyViT('nano', coarse_window=2, drop_path_rate=0.0).train()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x, mask = torch.randn(2, 3, 160, 128), _mask(2, (5, 4), keep=9)
+    results = {}
+    for fast_path in (True, False):
+        monkeypatch.setattr(DyViT, 'fast', fast_path)
+        m.zero_grad()
+        xi = x.clone().requires_grad_()
+        outs = m(xi) if mode == 'dense' else (m.forward_masked(xi, mask, 9),)
+        sum((o * torch.linspace(-1, 1, o.numel()).view(o.shape)).sum() for o in outs).backward()
+        results[fast_path] = ([o.detach() for o in outs], xi.grad, {n: p.grad.clone() for n, p in m.named_parameters()
+                                                                   if p.grad is not None})
+    (fo, fx, fg), (po, px, pg) = results[True], results[False]
+    for a, b in zip(fo, po):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fx, px, atol=1e-5, rtol=1e-5)
+    assert fg.keys() == pg.keys() and len(fg) > 0
+    for n in fg:
+        torch.testing.assert_close(fg[n], pg[n], atol=1e-4, rtol=1e-4, msg=lambda m, n=n: f'{n}: {m}')

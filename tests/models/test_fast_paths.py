@@ -9,7 +9,8 @@ from mmengine.optim import OptimWrapper
 from coma.analysis import count_aten_ops
 from coma.models import CoMA, CoMADecoder, DyViT
 from coma.models.backbones.dyvit import DyViTStage
-from coma.models.layers.dm_msa import DMMSA, dense_plan, masked_rel_index, plan_for_stage
+from coma.models.layers import dm_msa_fast as fast
+from coma.models.layers.dm_msa import DMMSA, CoarseWindows, unit_coords
 from test_dyvit import _mask  # noqa: E402  (tests/models is on sys.path under pytest)
 
 #: ATen ops of one DyViT-B forward at batch 2, 224x224 (torch 2.14.1), as a GPU runs it (each stage packs
@@ -41,7 +42,7 @@ def dyvit_base():
 def test_dyvit_base_op_budget(dyvit_base, mode, pack, monkeypatch):
     """One forward of DyViT-B at batch 2, 224x224 dispatches at most OP_BUDGET ATen ops as a GPU runs it
     (packed weights), and at most OP_BUDGET_CPU as the CPU runs it (auto: not packed in float32)."""
-    monkeypatch.setattr(DyViTStage, 'pack_weights', pack)
+    monkeypatch.setattr(fast, 'PACK_WEIGHTS', pack)
     x = torch.randn(2, 3, 224, 224)
     mask = _mask(2, (7, 7), keep=20)
     call = (lambda: dyvit_base(x)) if mode == 'dense' else (lambda: dyvit_base.forward_masked(x, mask, 20))
@@ -71,9 +72,10 @@ def test_dyvit_base_casts_once_per_stage_under_autocast(dyvit_base, mode):
 
 @pytest.mark.parametrize('case', ['one window', 'shifted windows', 'masked, shifted windows'])
 @pytest.mark.parametrize('with_cp', [False, True])
-def test_stage_gathers_the_biases_each_block_would(case, with_cp):
-    """A stage gathers the relative-position biases of all its blocks at once (one ``take`` per table
-    kind and plan); outputs and gradients equal those of blocks that gather their own (1e-5)."""
+def test_fast_stage_equals_the_plain_stage(case, with_cp):
+    """The executor runs a stage with the biases of all its blocks gathered at once (one ``take`` per
+    table kind and plan), with and without packing the other weights: outputs and gradients equal the
+    plain modules' (1e-5), and those of blocks that gather their own."""
     torch.manual_seed(0)
     depth, hc, t, window, b = 3, 2, 4, 2, 2  # odd depth: 2 unshifted blocks, 1 shifted
     stage = DyViTStage(16, depth, 4, 2, unit_side=2, coarse_window=window, mlp_ratio=2.0, drop_paths=[0.0] * depth,
@@ -85,33 +87,43 @@ def test_stage_gathers_the_biases_each_block_would(case, with_cp):
     shared = max(grid) <= window
     if case.startswith('masked'):
         ids = torch.stack([torch.randperm(20)[:9].sort().values for _ in range(b)])
-        rels = {s: masked_rel_index(ids, grid, window, s) for s in (False, True)}
-        make = lambda shifted, heads: plan_for_stage(*rels[shifted], t, heads)  # noqa: E731
+        rels = {s: fast.masked_rel_index(ids, grid, window, s) for s in (False, True)}
+        make = lambda shifted, heads: fast.plan_for_stage(*rels[shifted], t, heads)  # noqa: E731
         units = ids.shape[1]
+        coords = torch.stack([ids // grid[1], ids % grid[1]], -1)
     else:
-        make = lambda shifted, heads: dense_plan(b, grid, window, shifted, torch.device('cpu'), t, heads)  # noqa: E731
+        cpu = torch.device('cpu')
+        make = lambda shifted, heads: fast.dense_plan(b, grid, window, shifted, cpu, t, heads)  # noqa: E731
         units = grid[0] * grid[1]
-    heads = DyViTStage.plan_heads(depth, hc, shared)
+        coords = unit_coords(grid).expand(b, -1, -1)
+    heads = fast.plan_heads(depth, hc, shared)
     plans = (make(False, heads[0]),) * 2 if shared else (make(False, heads[0]), make(True, heads[1]))
     own = [make(blk.shifted and not shared, hc) for blk in stage.blocks]  # each block's own plan
     x = torch.randn(b * units * t, 16)
     xa, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
-    out = stage(xa, plans)[0]
+    out = fast.run_stage(stage, xa, plans)[0]
     weight = torch.randn_like(out)
     (out * weight).sum().backward()
     grads = {n: p.grad.clone() for n, p in stage.named_parameters()}
     stage.zero_grad()
-    ref = xr
-    for blk, plan in zip(stage.blocks, own):
-        ref = blk(ref, plan)
+    ref = stage(xr.view(b, units, t, 16), coords, CoarseWindows(grid, window))[0].reshape(-1, 16)  # the plain modules
     (ref * weight).sum().backward()
+    own_out = x
+    with torch.no_grad():
+        for blk, plan in zip(stage.blocks, own):
+            own_out = fast.run_block(blk, own_out, plan)
+    torch.testing.assert_close(own_out, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-    assert stage._gather(plans)[0].fc2_weight is None  # float32 on CPU: proj and the MLP run their own nn.Linear
-    stage.pack_weights = True  # as on a GPU: packed with the rest, the same outputs and gradients
-    assert stage._gather(plans)[0].fc2_weight is not None
+    # float32 on CPU: proj and the MLP run their own nn.Linear
+    assert fast.gather_stage(stage, plans)[0].fc2_weight is None
+    fast.PACK_WEIGHTS = True  # as on a GPU: packed with the rest, the same outputs and gradients
+    assert fast.gather_stage(stage, plans)[0].fc2_weight is not None
     stage.zero_grad()
     xp = x.clone().requires_grad_()
-    packed = stage(xp, plans)[0]
+    try:
+        packed = fast.run_stage(stage, xp, plans)[0]
+    finally:
+        fast.PACK_WEIGHTS = None
     (packed * weight).sum().backward()
     torch.testing.assert_close(packed, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(xp.grad, xr.grad, atol=1e-5, rtol=1e-5)
@@ -123,20 +135,18 @@ def test_stage_gathers_the_biases_each_block_would(case, with_cp):
     assert all(g.abs().sum() > 0 for n, g in grads.items() if 'bias_table' in n)
 
 
-def test_stage_under_autocast_casts_once_and_equals_its_blocks():
-    """Under bf16 autocast the stage's packed, once-cast weights give what each block's own GEMMs give
+def test_stage_under_autocast_casts_once_and_equals_the_plain_stage():
+    """Under bf16 autocast the stage's packed, once-cast weights give what the plain modules give
     (each ``nn.Linear`` casting its weight), and the gradients reach the fp32 parameters."""
     torch.manual_seed(0)
     stage = DyViTStage(16, 2, 4, 2, unit_side=2, coarse_window=7, mlp_ratio=2.0, drop_paths=[0.0] * 2,
                        downsample=False, with_cp=False)
-    plan = dense_plan(2, (2, 3), 7, False, torch.device('cpu'), 4, 4)
+    plan = fast.dense_plan(2, (2, 3), 7, False, torch.device('cpu'), 4, 4)
     x = torch.randn(2 * 6 * 4, 16)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        out = stage(x, (plan, plan))[0]
-        own = dense_plan(2, (2, 3), 7, False, torch.device('cpu'), 4, 2)
-        ref = x
-        for blk in stage.blocks:
-            ref = blk(ref, own)
+        out = fast.run_stage(stage, x, (plan, plan))[0]
+        ref = stage(x.view(2, 6, 4, 16), unit_coords((2, 3)).expand(2, -1, -1), CoarseWindows((2, 3), 7))[0]
+        ref = ref.reshape(-1, 16)
     torch.testing.assert_close(out, ref, atol=2e-2, rtol=2e-2)
     out.float().square().sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in stage.parameters())
@@ -156,9 +166,12 @@ def test_dmmsa_without_qkv_bias_equals_zero_biases(side):
         for name, p in plain.named_parameters():
             p.copy_(params[name])
     assert plain.q.bias is None and plain.kv_coarse.bias is None
-    plan = dense_plan(2, (2, 3), 7, False, torch.device('cpu'), side * side, 2)
-    x = torch.randn(2, 6, side * side, 16)
-    torch.testing.assert_close(plain(x, plan), biased(x, plan), atol=1e-6, rtol=1e-6)
+    plan = fast.dense_plan(2, (2, 3), 7, False, torch.device('cpu'), side * side, 2)
+    x = torch.randn(2 * 6 * side * side, 16)
+    torch.testing.assert_close(fast.attend(plain, x, plan), fast.attend(biased, x, plan), atol=1e-6, rtol=1e-6)
+    coords, windows = unit_coords((2, 3)).expand(2, -1, -1), CoarseWindows((2, 3), 7)
+    torch.testing.assert_close(fast.attend(plain, x, plan).view(2, 6, side * side, 16),
+                               plain(x.view(2, 6, side * side, 16), coords, windows, False), atol=1e-5, rtol=1e-5)
 
 
 def test_op_counter_counts():
@@ -216,8 +229,9 @@ def test_forwards_compile_as_one_graph_under_autocast_with_packed_weights():
     x = torch.randn(2, 3, 128, 160)
     mask = _mask(2, (4, 5), keep=8)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        assert m.stages[0]._gather(m._stage_plans(lambda s, t, h: dense_plan(2, (4, 5), 7, s, x.device, t, h),
-                                                  (4, 5), 1)[0])[0].fc2_weight.dtype == torch.bfloat16
+        plans = fast.stage_plans(lambda s, t, h: fast.dense_plan(2, (4, 5), 7, s, x.device, t, h),
+                                 CoarseWindows((4, 5), 7), m.stages[:1])
+        assert fast.gather_stage(m.stages[0], plans[0])[0].fc2_weight.dtype == torch.bfloat16
         eager = m.forward_masked(x, mask, 8)
         eager.float().square().mean().backward()
         ref = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}

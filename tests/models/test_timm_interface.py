@@ -83,7 +83,8 @@ def test_prune_intermediate_layers_keeps_the_outputs_of_the_kept_stages():
         kept = model.prune_intermediate_layers([0, -3])
         after = model.forward_intermediates(x, indices=[0, 1], intermediates_only=True)
     assert kept == [0, 1] and len(model.stages) == 2 and model.stages[-1].downsample is None
-    assert model.num_classes == 0 and not any(k.startswith(('stages.2', 'stages.3', 'norm3')) for k in model.state_dict())
+    assert model.num_classes == 0
+    assert not any(k.startswith(('stages.2', 'stages.3', 'norm3')) for k in model.state_dict())
     for a, b in zip(before, after):
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match='every stage'):

@@ -35,7 +35,7 @@ def upgrade_algorithm_cfg(model: Dict) -> Tuple[Dict, List[str]]:
             model[head] = node
             for part in path[:-1]:
                 node = node.setdefault(part, {})
-            node.setdefault(path[-1], value)
+            node[path[-1]] = value
             notes.append(f'model.{key} -> model.{head}.{".".join(path)}')
 
     if model.get('latent_target_norm') == 'none':

@@ -8,15 +8,18 @@ not available to us; this follows our SPEC (docs/design.md):
   stem and 2x2 patch merging. Both act inside one 32-px mask unit, so nothing of a hidden unit
   reaches a visible one;
 * every block is ``x + DMMSA(LN(x))`` then ``x + MLP(LN(x))``;
-* tokens are kept as unit-major rows, ``(B*U*T, C)``, so the sparse masked forward (visible units
-  only, cost proportional to the visible fraction) and the dense forward (any input size, padded to
-  a multiple of 32) are the same code. The coarse-attention plans are built once per forward and
-  stage, so no block rebuilds an index, and the masked forward has static shapes and no host sync
-  when it is given ``num_visible``: both forwards compile as one graph.
+* tokens are kept per unit, ``(B, U, T, C)``, so the sparse masked forward (visible units only, cost
+  proportional to the visible fraction) and the dense forward (any input size, padded to a multiple
+  of 32) are the same code.
+
+The blocks and stages here are plain modules; the backbone runs them through the fast executor
+(:mod:`coma.models.layers.dm_msa_fast`, :attr:`DyViT.fast`), whose plans are built once per forward
+and stage, and whose masked forward has static shapes and no host sync when it is given
+``num_visible``: both forwards compile as one graph.
 """
 import copy
 import warnings
-from typing import Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -25,8 +28,8 @@ from mmengine.model import BaseModule
 from timm.layers import DropPath, Mlp
 
 from ..checkpoint import init_from_pretrained
-from ..layers.dm_msa import (DMMSA, CoarsePlan, Gathered, autocast_dtype, coarse_biases, dense_plan, fine_bias_index,
-                             fine_biases, fused_weights, masked_rel_index, padded, plan_for_stage)
+from ..layers import dm_msa_fast as executor
+from ..layers.dm_msa import DMMSA, CoarseWindows, unit_coords
 from ..layers.units import UNIT, pad_to_multiple, tokens_to_map, visible_indices
 
 #: Named variants. ``fine_heads`` is the number of in-unit heads per stage; the rest are coarse.
@@ -119,20 +122,10 @@ class DyViTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None) -> torch.Tensor:
-        """x: ``(B*U*T, C)`` unit-major rows -> the same (``gathered``: see :meth:`DMMSA.forward`)."""
-        x = x + self._drop(self.attn(self.norm1(x), plan, gathered), plan.batch)
-        if gathered is None or gathered.fc1_weight is None:
-            return x + self._drop(self.mlp(self.norm2(x)), plan.batch)
-        # the MLP with the stage's transposed weights (timm's Mlp without its zero dropouts)
-        h = self.mlp.act(torch.addmm(gathered.fc1_bias, self.norm2(x), gathered.fc1_weight))
-        return x + self._drop(torch.addmm(gathered.fc2_bias, h, gathered.fc2_weight), plan.batch)
-
-    def _drop(self, y: torch.Tensor, batch: int) -> torch.Tensor:
-        """Drop path per sample (rows are grouped by sample first)."""
-        if isinstance(self.drop_path, nn.Identity) or not self.training:
-            return y
-        return self.drop_path(y.view(batch, -1, y.shape[-1])).view(y.shape)
+    def forward(self, x: torch.Tensor, coords: torch.Tensor, windows: CoarseWindows) -> torch.Tensor:
+        """``(B, U, T, C)`` tokens of the units at ``coords`` ``(B, U, 2)`` -> the same shape."""
+        x = x + self.drop_path(self.attn(self.norm1(x), coords, windows, self.shifted))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class PatchMerging(nn.Module):
@@ -160,15 +153,7 @@ class PatchMerging(nn.Module):
 
 
 class DyViTStage(nn.Module):
-    """Blocks of one stage, then optional merging into the next stage.
-
-    The relative-position biases of all blocks are gathered once per forward, with one ``take`` per
-    table kind and coarse plan, and the weights of their ``q``/``kv_fine`` GEMMs with one ``cat``
-    (not six small ops per block, a ninth of DyViT-B's ATen ops).
-    """
-    #: Pack the output projections and MLPs with the attention weights (:func:`fused_weights`'s ``pack``):
-    #: None (auto: under autocast or off the CPU), or True / False to force it (tests, benchmarks).
-    pack_weights: Optional[bool] = None
+    """Blocks of one stage, then optional merging into the next stage."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, fine_heads: int, unit_side: int,
                  coarse_window: int, mlp_ratio: float, drop_paths: Sequence[float], downsample: bool,
@@ -179,54 +164,16 @@ class DyViTStage(nn.Module):
             DyViTBlock(dim, num_heads, fine_heads, unit_side, coarse_window, shifted=bool(i % 2),
                        mlp_ratio=mlp_ratio, drop_path=drop_paths[i]) for i in range(depth))
         self.downsample = PatchMerging(dim, unit_side) if downsample else None
-        # the fine tables of all blocks side by side: (rows, depth * fine_heads)
-        self.fine_heads = fine_heads
-        if unit_side > 1 and depth > 1:
-            self.register_buffer('fine_bias_index', fine_bias_index(unit_side, depth * fine_heads), persistent=False)
-        else:
-            self.fine_bias_index = None
 
-    @staticmethod
-    def plan_heads(depth: int, coarse_heads: int, shared: bool) -> Tuple[int, int]:
-        """Heads the (unshifted, shifted) coarse plans of a stage are built for: those of the blocks
-        that use each (all of them when one plan serves both, ``shared``)."""
-        if shared:
-            return depth * coarse_heads, depth * coarse_heads
-        return (depth + 1) // 2 * coarse_heads, max(1, depth // 2) * coarse_heads
-
-    def _gather(self, plans: Tuple[CoarsePlan, CoarsePlan]) -> List[Gathered]:
-        """Per block, its relative-position biases and the transposed weights of its GEMMs (under autocast
-        cast once per stage to the autocast dtype, as the attention and the GEMMs would cast them; the
-        biases after their float32 gather, so that the tables' gradients accumulate in float32)."""
-        attns = [blk.attn for blk in self.blocks]
-        dtype = autocast_dtype(attns[0].proj.weight)
-        fine: List[Optional[torch.Tensor]] = [None] * len(attns)
-        if self.fine_bias_index is not None:
-            fine = fine_biases([a.fine_bias_table for a in attns], self.fine_bias_index, self.fine_heads, dtype)
-        coarse: List[Optional[torch.Tensor]] = [None] * len(attns)
-        shared = plans[0] is plans[1]
-        for shifted, plan in enumerate(plans[:1] if shared else plans):
-            members = [i for i, blk in enumerate(self.blocks) if shared or int(blk.shifted) == shifted]
-            if members:
-                for i, bias in zip(members, coarse_biases([attns[i].coarse_bias_table for i in members], plan, dtype)):
-                    coarse[i] = bias
-        weights = fused_weights(attns, [blk.mlp for blk in self.blocks], self.pack_weights)
-        return [g._replace(fine_bias=f, coarse_bias=c) for f, c, g in zip(fine, coarse, weights)]
-
-    def forward(self, x: torch.Tensor, plans: Tuple[CoarsePlan, CoarsePlan]) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Returns the stage output (before merging) and the input of the next stage.
-
-        Args:
-            x: ``(B*U*T, C)`` unit-major rows.
-            plans: the coarse plans of this stage, unshifted and shifted (the same object when the
-                grid fits one window), built for the heads :meth:`plan_heads` gives.
-        """
-        for blk, gathered in zip(self.blocks, self._gather(plans)):
-            plan = plans[int(blk.shifted)]
+    def forward(self, x: torch.Tensor, coords: torch.Tensor,
+                windows: CoarseWindows) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(B, U, T, C)`` tokens of the units at ``coords`` -> the stage output (before merging) and
+        the input of the next stage."""
+        for blk in self.blocks:
             if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(blk, x, plan, gathered, use_reentrant=False)
+                x = cp.checkpoint(blk, x, coords, windows, use_reentrant=False)
             else:
-                x = blk(x, plan, gathered)
+                x = blk(x, coords, windows)
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
@@ -249,6 +196,9 @@ class DyViT(BaseModule):
             :func:`coma.models.checkpoint.load_backbone_checkpoint`, which fails on unexpected keys.
     """
     unit = UNIT
+    #: run the blocks through the fast executor (:mod:`coma.models.layers.dm_msa_fast`): the same
+    #: outputs as the plain modules (False), with fewer, larger and aligned kernels
+    fast: bool = True
     #: Parameter-name fragments without weight decay beyond the 1-D ones: the relative-position
     #: tables and the DM-MSA gates (their zero init is the even fine/coarse mix).
     NO_WEIGHT_DECAY_KEYS = ('bias_table', '.gate.')
@@ -377,33 +327,31 @@ class DyViT(BaseModule):
             x = torch.gather(x.reshape(x.shape[0], -1, s * s * c), 1, ids[:, :, None].expand(-1, -1, s * s * c))
         return self.embed_norm(x.reshape(-1, c))
 
-    def _stage_plans(self, make, grid: Tuple[int, int], stages: int) -> List[Tuple[CoarsePlan, CoarsePlan]]:
-        """The (unshifted, shifted) coarse plans of the first ``stages`` stages; ``make(shifted, tokens,
-        heads)`` builds one. A grid that fits one window is never shifted: one plan serves every block."""
-        shared = max(grid) <= self.coarse_window
-        plans = []
-        for i in range(stages):
-            tokens = unit_side(i) ** 2
-            coarse_heads = self.arch['num_heads'][i] - self.arch['fine_heads'][i]
-            heads = DyViTStage.plan_heads(self.arch['depths'][i], coarse_heads, shared)
-            if shared:
-                plan = make(False, tokens, heads[0])
-                plans.append((plan, plan))
-            else:
-                plans.append((make(False, tokens, heads[0]), make(True, tokens, heads[1])))
-        return plans
+    def _run(self, tokens: torch.Tensor, windows: CoarseWindows, make_plan: Callable, coords: Callable,
+             stages: int, indices: Sequence[int], norm: bool = True) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Runs the first ``stages`` stages on the stem's token rows ``(B*U*T, C)`` of ``B`` samples' units.
 
-    def _run(self, x: torch.Tensor, plans: Sequence[Tuple[CoarsePlan, CoarsePlan]],
-             indices: Sequence[int], norm: bool = True) -> Tuple[List[torch.Tensor], torch.Tensor]:
-        """Runs the stages that ``plans`` cover (the first ``len(plans)``).
+        With :attr:`fast` the blocks run through :mod:`~coma.models.layers.dm_msa_fast`, whose coarse
+        plans ``make_plan(shifted, tokens, heads)`` builds; else the plain modules run, on the units at
+        ``coords()`` ``(B, U, 2)``.
 
         Returns:
             The outputs of the stages in ``indices`` as unit-major rows ``(B*U*T, C)``, each normed by
             its stage's output norm when ``norm`` and the stage has one; and the last stage's raw output.
         """
-        outs = []
-        for i, (stage, plan) in enumerate(zip(self.stages, plans)):
-            out, x = stage(x, plan)
+        outs, run = [], self.stages[:stages]
+        if self.fast:
+            plans = executor.stage_plans(make_plan, windows, run)
+            x = tokens
+        else:
+            where = coords()
+            x = tokens.view(*where.shape[:2], -1, tokens.shape[-1])  # B, U, T, C
+        for i, stage in enumerate(run):
+            if self.fast:
+                out, x = executor.run_stage(stage, x, plans[i])
+            else:
+                out, x = stage(x, where, windows)
+                out = out.reshape(-1, out.shape[-1])
             if i in indices:
                 outs.append(getattr(self, f'norm{i}')(out) if norm and hasattr(self, f'norm{i}') else out)
         return outs, out
@@ -435,9 +383,12 @@ class DyViT(BaseModule):
         b, _, h, w = x.shape
         x, _ = pad_to_multiple(x, UNIT)
         grid = (x.shape[2] // UNIT, x.shape[3] // UNIT)
-        plans = self._stage_plans(lambda shifted, t, heads: dense_plan(b, grid, self.coarse_window, shifted, x.device,
-                                                                       t, heads), grid, run)
-        outs, final = self._run(self._embed_image(x, grid), plans, indices, norm)
+        windows = CoarseWindows(grid, self.coarse_window)
+        outs, final = self._run(
+            self._embed_image(x, grid), windows, coords=lambda: unit_coords(grid, x.device).expand(b, -1, -1),
+            make_plan=lambda shifted, t, heads: executor.dense_plan(b, grid, self.coarse_window, shifted, x.device,
+                                                                    t, heads),
+            stages=run, indices=indices, norm=norm)
 
         def to_map(rows: torch.Tensor, i: int) -> torch.Tensor:
             r = STEM_STRIDE * 2 ** i
@@ -520,18 +471,19 @@ class DyViT(BaseModule):
         if len(self.stages) != NUM_STAGES or NUM_STAGES - 1 not in self.out_indices:
             raise ValueError('DyViT.forward_masked needs every stage and the last one in out_indices')
         keys = None  # the visible units, then hidden ones up to a multiple of ALIGN: the biases' key rows
-        if num_visible is not None and padded(num_visible) <= grid[0] * grid[1]:
-            keys = visible_indices(mask, padded(num_visible))  # B, N': one sort for both
+        if num_visible is not None and executor.padded(num_visible) <= grid[0] * grid[1]:
+            keys = visible_indices(mask, executor.padded(num_visible))  # B, N': one sort for both
             ids = keys[:, :num_visible]
         else:
             ids = visible_indices(mask, num_visible)  # B, N
         last, n = NUM_STAGES - 1, ids.shape[1]
-        # built once per forward for all blocks; a grid that fits one window is never shifted
-        shifts = (False,) if max(grid) <= self.coarse_window else (False, True)
+        windows = CoarseWindows(grid, self.coarse_window)
         rels = {}
-        for shifted in shifts:
-            rel, masked = masked_rel_index(ids, grid, self.coarse_window, shifted, keys)
-            rels[shifted] = rel.view(b, 1, n, 1, rel.shape[-1]), masked  # the view every stage's plan reads (keys padded)
-        plans = self._stage_plans(lambda shifted, t, heads: plan_for_stage(*rels[shifted], t, heads), grid, NUM_STAGES)
-        tokens = self._embed_image(x, grid, ids)
-        return self._run(tokens, plans, (last,))[0][0].view(b, n, -1)  # B, N, C_last (T = 1)
+        if self.fast:  # built once per forward for all blocks
+            for shifted in windows.shifts:
+                rel, masked = executor.masked_rel_index(ids, grid, self.coarse_window, shifted, keys)
+                rels[shifted] = rel.view(b, 1, n, 1, rel.shape[-1]), masked  # the view every stage's plan reads
+        outs, _ = self._run(self._embed_image(x, grid, ids), windows, stages=NUM_STAGES, indices=(last,),
+                            make_plan=lambda shifted, t, heads: executor.plan_for_stage(*rels[shifted], t, heads),
+                            coords=lambda: torch.stack([ids // grid[1], ids % grid[1]], -1))
+        return outs[0].view(b, n, -1)  # B, N, C_last (T = 1)

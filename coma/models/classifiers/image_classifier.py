@@ -10,7 +10,6 @@ normalised batch in :meth:`ImageClassifier.loss`. Without mixup the loss is cros
 from typing import Dict, List, Optional, Union
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS

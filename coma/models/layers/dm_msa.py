@@ -1,4 +1,4 @@
-"""Dynamic Multi-Window Self-Attention (DM-MSA), the attention of DyViT.
+"""Dynamic Multi-Window Self-Attention (DM-MSA), the attention of DyViT, written plainly.
 
 Paper: Li et al., "CoMA: Complementary Masking and Hierarchical Dynamic Multi-Window
 Self-Attention in a Unified Pre-training Framework" (Figure 4b). The paper's equations are not
@@ -6,35 +6,16 @@ available to us; this is our reading (docs/design.md):
 
 * the heads of a layer are split into a **fine** group, which attends inside one 32-px mask unit
   (``s x s`` tokens), and a **coarse** group, in which every token attends to one pooled key/value
-  per unit over a window of ``coarse_window x coarse_window`` units (the whole 224-px image at
-  pre-training size; windows, shifted every other block, at detection size);
+  per unit over a window of ``coarse_window x coarse_window`` units (:class:`CoarseWindows`: the whole
+  224-px image at pre-training size; windows, shifted every other block, at detection size);
 * each group has its own relative position bias table;
-* the two group outputs are fused with input-dependent weights ``a_g(x)`` from a small gate on the
-  pooled features of the token's own unit: ``out = proj(concat_g(a_g(x) * O_g))``, which equals
-  ``sum_g a_g(x) * proj_g(O_g)``.
+* the two group outputs are fused with input-dependent weights ``a_g(x)``, twice the softmax of a
+  small gate on the pooled features of the token's own unit: ``out = proj(concat_g(a_g(x) * O_g))``.
 
-Tokens are unit-major rows: ``(B*U*T, C)`` for ``B`` samples of ``U`` units (all of them in dense
-mode, only the visible ones in masked mode) of ``T = s*s`` tokens each (see
-:mod:`coma.models.layers.units`), so the same code runs the dense and the sparse masked forward.
-
-Speed: every index the attention needs is built once per forward and stage, outside the
-blocks (:class:`CoarsePlan`; dense plans are cached per batch, grid, shift, stage and device), and
-holds no data-dependent shapes, so the forward compiles as one graph. A stage gathers the biases of
-all its layers with one ``take`` per table kind and plan (:func:`coarse_biases`) and the weights of
-their GEMMs with one ``cat`` (:func:`fused_weights`); each layer then makes two GEMMs (``q`` with
-the fine keys/values, which read the same tokens; the coarse keys/values with a per-head gate logit,
-which read the same pooled rows), one fused SDPA call per head group with a bias whose last stride
-is 1 (GPU kernels reject others), and weighs its heads with one ``tanh`` and one ``addcmul``.
-
-Layout for the fused CUDA kernels (:mod:`coma.analysis.kernel_contract`): their q, k and v need
-16-byte-aligned strides and a mask whose rows are a multiple of 8 elements long, or PyTorch copies it.
-So the pooled GEMM's rows are padded to a multiple of :data:`ALIGN` (zero gate rows), and the bias
-indices are built with key rows padded to :data:`ALIGN` and sliced after the gather. The bias tables
-are gathered in their own dtype (float32) and cast after the gather, so their gradients are
-accumulated in float32 under autocast.
+This module is the definition, and the reference of the tests; DyViT runs the same weights through
+:mod:`.dm_msa_fast`, which computes the same outputs with fewer, larger and aligned kernels.
 """
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn as nn
@@ -42,389 +23,49 @@ import torch.nn.functional as F
 
 from .rel_pos import coords_rel_index
 
-#: elements that rows of the attention inputs are padded to (16 bytes in half precision; PyTorch's
-#: alignment for attention masks)
-ALIGN = 8
 
+class CoarseWindows:
+    """The coarse windows over a ``(gh, gw)`` grid of units, the one place their rule lives.
 
-def padded(n: int) -> int:
-    """``n`` rounded up to a multiple of :data:`ALIGN`."""
-    return -(-n // ALIGN) * ALIGN
-
-
-def _pad_keys(rel: torch.Tensor) -> torch.Tensor:
-    """Pads the last (key) dim of table rows to :data:`ALIGN` with row 0 (read, then sliced off)."""
-    pad = padded(rel.shape[-1]) - rel.shape[-1]
-    return F.pad(rel, (0, pad)) if pad else rel
-
-
-@dataclass
-class CoarsePlan:
-    """How the units of one stage are grouped for the coarse attention.
-
-    Attributes:
-        batch: samples B.
-        units: units per sample U.
-        tokens: tokens per unit T at the stage the plan is for.
-        heads: coarse heads of that stage.
-        bias_index: ``(G or 1, heads, L, 1, L')`` long indices into the flattened coarse bias table
-            ``(rows, heads)``, keys padded to ``L'`` (a multiple of :data:`ALIGN`, sliced off after the
-            gather); pairs that may not attend point into one extra row of ``-inf``. The
-            bias is gathered at this size and expanded over the T tokens of a query unit (so its
-            gradient is a sum over T, not a scatter of L*T*L values into the small table).
-        masked: whether ``bias_index`` uses that extra row.
-        index: ``(G, L)`` long: the unit (in ``0..B*U-1``) in each window slot (padding slots hold
-            unit 0 and are masked as keys), or None when the groups are the samples (``G = B``,
-            ``L = U``).
-        inverse: ``(B*U,)`` long: each unit's slot in the flattened ``G*L`` slots (None with
-            ``index``).
+    Windows are ``window x window`` units (Swin's partition, the grid padded at its end); in shifted
+    blocks they are offset by half a window along every axis longer than one window. A grid that fits
+    one window is one window and is never shifted (:attr:`shifts` is then ``(False,)``).
     """
-    batch: int
-    units: int
-    tokens: int
-    heads: int
-    bias_index: torch.Tensor
-    masked: bool
-    index: Optional[torch.Tensor] = None
-    inverse: Optional[torch.Tensor] = None
+
+    def __init__(self, grid: Tuple[int, int], window: int) -> None:
+        self.grid, self.window = tuple(grid), window
+        self.shifts = (False,) if max(self.grid) <= window else (False, True)
+
+    def split(self, shifted: bool) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+        """Per axis, the window side and the shift (a grid that fits one window along an axis is not cut)."""
+        return tuple((g, 0) if g <= self.window else (self.window, self.window // 2 if shifted else 0)
+                     for g in self.grid)
+
+    def place(self, coords: torch.Tensor, shifted: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+        """For units at ``(row, col)`` ``coords`` ``(..., 2)``: their window (row-major over the windows)
+        and their ``(row, col)`` inside it."""
+        (wh, sh), (ww, sw) = self.split(shifted)
+        y, x = coords[..., 0] + sh, coords[..., 1] + sw
+        across = -(-(self.grid[1] + sw) // ww)  # windows per row
+        return (y // wh) * across + x // ww, torch.stack([y % wh, x % ww], -1)
+
+    def rel_index(self, coords: torch.Tensor, shifted: bool) -> torch.Tensor:
+        """``(..., U, U)`` rows of a ``(2w-1)**2`` coarse table between the units at ``coords``
+        ``(..., U, 2)``; ``(2w-1)**2`` (one row past the table) where two units share no window."""
+        win, local = self.place(coords, shifted)
+        same = win[..., :, None] == win[..., None, :]
+        return torch.where(same, coords_rel_index(local, self.window), (2 * self.window - 1) ** 2)
 
 
-def _window_split(g: int, window: int, shifted: bool) -> Tuple[int, int]:
-    """Window side and shift along one grid axis (a grid that fits one window is not shifted)."""
-    if g <= window:
-        return g, 0
-    return window, (window // 2 if shifted else 0)
-
-
-def _bias_index(rel: torch.Tensor, tokens: int, heads: int) -> torch.Tensor:
-    """``(G, L, L')`` table rows (or their ``(G, 1, L, 1, L')`` view) -> ``(G, heads, L, 1, L')`` flat indices
-    into a ``(rows, heads)`` table.
-
-    Every token of a query unit shares that unit's row of offsets (``tokens`` is checked by the layer).
-    """
-    if rel.dim() == 3:
-        rel = rel.view(rel.shape[0], 1, rel.shape[1], 1, rel.shape[2])
-    return torch.add(_cached(('heads', heads), rel.device, lambda: torch.arange(heads, device=rel.device).view(
-        1, heads, 1, 1, 1)), rel, alpha=heads)  # rel * heads + head: G, heads, L, 1, L
-
-
-_CACHE: Dict[tuple, Any] = {}
-_CACHE_MAX = 64  # distinct keys kept; detection sees a few sizes per run
-
-
-def _cached(key: tuple, device: torch.device, make: Callable[[], Any]) -> Any:
-    """``make()``, a constant of ``key`` on ``device`` (plans, index tensors), kept between forwards
-    (under ``torch.compile`` it is built in the graph, which folds it)."""
-    if torch.compiler.is_compiling():
-        return make()
-    key = key + (str(device),)
-    if key not in _CACHE:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[key] = make()
-    return _CACHE[key]
-
-
-def dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
-               tokens: int = 1, heads: int = 1) -> CoarsePlan:
-    """Coarse windows over a full unit grid (Swin-style partition, padded and optionally shifted).
-
-    Plans hold only constants of their arguments, so they are cached (outside ``torch.compile``,
-    which folds them into the graph instead).
-
-    Args:
-        batch: batch size B.
-        grid: ``(gh, gw)`` units.
-        window: coarse window side in units.
-        shifted: shift the windows by half a window (only along axes longer than one window).
-        device: where the index tensors live.
-        tokens: tokens per unit T of the stage.
-        heads: coarse heads of the stage.
-
-    Returns:
-        The :class:`CoarsePlan`.
-    """
-    device = torch.device(device)
-    return _cached(('dense', batch, tuple(grid), window, shifted, tokens, heads), device,
-                   lambda: _build_dense_plan(batch, grid, window, shifted, device, tokens, heads))
-
-
-def _build_dense_plan(batch: int, grid: Tuple[int, int], window: int, shifted: bool, device: torch.device,
-                      tokens: int, heads: int) -> CoarsePlan:
-    (wh, sh), (ww, sw) = (_window_split(g, window, shifted) for g in grid)
-    gh, gw = grid
-    ph, pw = -(-(gh + sh) // wh) * wh, -(-(gw + sw) // ww) * ww
-    ys, xs = torch.meshgrid(torch.arange(wh, device=device), torch.arange(ww, device=device), indexing='ij')
-    rel = coords_rel_index(torch.stack([ys.flatten(), xs.flatten()], -1), window)[None]  # 1, L, L
-    if ph == gh and pw == gw and sh == 0 and sw == 0 and wh == gh and ww == gw:  # one window: the samples
-        return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(_pad_keys(rel), tokens, heads), masked=False)
-    ids = torch.full((ph, pw), -1, dtype=torch.long, device=device)
-    ids[sh:sh + gh, sw:sw + gw] = torch.arange(gh * gw, device=device).view(gh, gw)
-    ids = ids.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3).reshape(-1, wh * ww)  # nW, L
-    n_win, length = ids.shape
-    valid = ids >= 0
-    masked = ph * pw != gh * gw  # some slots are padding
-    if masked:  # padding slots may not be attended: point them at the -inf row
-        rel = torch.where(valid[:, None, :], rel, (2 * window - 1) ** 2)  # nW, L, L
-    rel = _pad_keys(rel.expand(batch, -1, -1, -1).reshape(-1, length, length) if masked else rel)
-    offsets = torch.arange(batch, device=device).view(batch, 1, 1) * (gh * gw)
-    index = torch.where(valid, ids + offsets, 0).reshape(-1, length)  # B*nW, L
-    # slot of every unit: sample b's unit j sits at b*nW*L + (its position among the slots)
-    slot_of = torch.empty(gh * gw, dtype=torch.long, device=device)
-    slot_of[ids[valid]] = torch.arange(n_win * length, device=device)[valid.flatten()]
-    inverse = (slot_of[None] + torch.arange(batch, device=device)[:, None] * (n_win * length)).flatten()
-    return CoarsePlan(batch, gh * gw, tokens, heads, _bias_index(rel, tokens, heads), masked, index, inverse)
-
-
-def masked_plan(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int, shifted: bool,
-                tokens: int = 1, heads: int = 1) -> CoarsePlan:
-    """Coarse grouping for the visible units only: same windows as :func:`dense_plan`.
-
-    Sync-free: shapes depend only on ``ids_keep.shape``.
-
-    Args:
-        ids_keep: ``(B, N)`` row-major indices of the visible units.
-        grid: ``(gh, gw)`` units of the full image.
-        window: coarse window side in units.
-        shifted: as in :func:`dense_plan`.
-        tokens: tokens per unit T of the stage.
-        heads: coarse heads of the stage.
-
-    Returns:
-        The :class:`CoarsePlan` (groups are samples; keys outside a query's window are masked).
-    """
-    rel, masked = masked_rel_index(ids_keep, grid, window, shifted)
-    return CoarsePlan(ids_keep.shape[0], ids_keep.shape[1], tokens, heads, _bias_index(rel, tokens, heads), masked)
-
-
-def masked_rel_index(ids_keep: torch.Tensor, grid: Tuple[int, int], window: int,
-                     shifted: bool, keys: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, bool]:
-    """``(B, N, N')`` coarse-table rows between the visible units (``(2w-1)**2`` = may not attend), keys
-    padded to ``N'``, a multiple of :data:`ALIGN` (the padding reads unit 0's rows and is sliced off).
-
-    Read with one gather from the rows of every pair of units of the full grid (:func:`grid_rel_index`,
-    cached). Shared by the stages of one masked forward; :func:`masked_plan` expands it per stage.
-
-    Args:
-        ids_keep: ``(B, N)`` indices of the visible units.
-        grid, window, shifted: as in :func:`grid_rel_index`.
-        keys: ``(B, N')``: ``ids_keep`` followed by any units, ``N'`` a multiple of :data:`ALIGN` (the
-            caller may have them from its sort); None: ``ids_keep`` padded here.
-
-    Returns:
-        The rows and whether any pair is masked.
-    """
-    table, masked = grid_rel_index(grid, window, shifted, ids_keep.device)
-    keys = _pad_keys(ids_keep) if keys is None else keys
-    return table[ids_keep[:, :, None], keys[:, None, :]], masked
-
-
-def grid_rel_index(grid: Tuple[int, int], window: int, shifted: bool,
-                   device: torch.device) -> Tuple[torch.Tensor, bool]:
-    """``(U, U)`` coarse-table rows between every pair of units of a ``(gh, gw)`` grid, row-major, with the
-    windows of :func:`dense_plan` (``(2w-1)**2`` = not in one window), and whether any pair is masked."""
-    (wh, sh), (ww, sw) = (_window_split(g, window, shifted) for g in grid)
-    gh, gw = grid
-    one_window = wh == gh and ww == gw
-
-    def make() -> torch.Tensor:
-        ids = torch.arange(gh * gw, device=device)
-        coords = torch.stack([ids // gw, ids % gw], dim=-1)  # U, 2
-        if one_window:  # the whole grid is one window: every pair attends
-            return coords_rel_index(coords, window)
-        win = torch.stack([(coords[:, 0] + sh) // wh, (coords[:, 1] + sw) // ww], -1)
-        same = (win[:, None, :] == win[None, :, :]).all(-1)  # U, U
-        local = torch.stack([(coords[:, 0] + sh) % wh, (coords[:, 1] + sw) % ww], -1)
-        return torch.where(same, coords_rel_index(local, window), (2 * window - 1) ** 2)
-
-    return _cached(('grid_rel', gh, gw, window, shifted), device, make), not one_window
-
-
-def plan_for_stage(rel: torch.Tensor, masked: bool, tokens: int, heads: int) -> CoarsePlan:
-    """A masked-forward :class:`CoarsePlan` from the shared rows of :func:`masked_rel_index`, ``(B, N, N')``
-    or their ``(B, 1, N, 1, N')`` view (which the stages of one forward can share)."""
-    return CoarsePlan(rel.shape[0], rel.shape[-3] if rel.dim() == 5 else rel.shape[1], tokens, heads,
-                      _bias_index(rel, tokens, heads), masked)
-
-
-def coarse_biases(tables: Sequence[torch.Tensor], plan: CoarsePlan,
-                  dtype: Optional[torch.dtype] = None) -> List[torch.Tensor]:
-    """The coarse biases of the layers that share ``plan``, gathered with one ``take``.
-
-    Args:
-        tables: each layer's ``(rows, hc)`` coarse bias table; the plan is built for
-            ``heads = len(tables) * hc``.
-        plan: the coarse grouping.
-        dtype: cast the gathered biases to it (once, not per layer; None: keep the tables'). The
-            gather reads the tables in their own dtype, so their gradients accumulate in it.
-
-    Returns:
-        Per layer, ``(G or 1, hc, L*T, L)`` with last stride 1 and rows ``L'`` long (a multiple of
-        :data:`ALIGN`): each query unit's row of offsets expanded over its T tokens, ``-inf`` where a
-        pair may not attend.
-    """
-    hc = tables[0].shape[1]
-    if plan.heads != hc * len(tables):
-        raise ValueError(f'coarse_biases: plan built for {plan.heads} heads, tables hold {len(tables)} x {hc}')
-    table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*hc
-    if plan.masked:  # one extra row for the pairs that may not attend
-        table = F.pad(table, (0, 0, 0, 1), value=float('-inf'))
-    bias = table.take(plan.bias_index)  # G|1, m*hc, L, 1, L'
-    bias = bias.to(dtype) if dtype is not None else bias
-    g, heads, length, _, keys = bias.shape
-    bias = bias.expand(-1, -1, -1, plan.tokens, -1).reshape(g, heads, length * plan.tokens, keys)
-    bias = bias[..., :length] if keys != length else bias  # rows stay L' long: aligned
-    return list(bias.split(hc, dim=1)) if len(tables) > 1 else [bias]
-
-
-def fine_biases(tables: Sequence[torch.Tensor], index: torch.Tensor, heads: int,
-                dtype: Optional[torch.dtype] = None) -> List[torch.Tensor]:
-    """The fine biases of the layers whose ``(rows, heads)`` tables are ``tables``, with one ``take``.
-
-    Args:
-        tables: each layer's fine bias table.
-        index: :func:`fine_bias_index` for ``len(tables) * heads`` heads.
-        heads: fine heads per layer.
-        dtype: cast the gathered biases to it (None: keep the tables').
-
-    Returns:
-        Per layer, ``(1, heads, T, T)`` with last stride 1 and rows padded to a multiple of :data:`ALIGN`.
-    """
-    table = torch.cat(list(tables), 1) if len(tables) > 1 else tables[0]  # rows, m*heads
-    bias = table.take(index)  # 1, m*heads, T, T'
-    bias = bias.to(dtype) if dtype is not None else bias
-    tokens = bias.shape[2]
-    bias = bias[..., :tokens] if bias.shape[3] != tokens else bias
-    return list(bias.split(heads, dim=1)) if len(tables) > 1 else [bias]
-
-
-class Gathered(NamedTuple):
-    """What a stage gathers for one block before running its blocks (None: the layer gathers it).
-
-    Weights are transposed, ``(in, out)``, for ``addmm``, and cast once per stage to the autocast
-    dtype when autocast is on (:func:`fused_weights`).
-
-    Attributes:
-        fine_bias: ``(1, hf, T, T)`` fine relative-position bias.
-        coarse_bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
-        weight: ``(C, rows)``: ``q`` and the used part of ``kv_fine`` (the token GEMM).
-        bias: its bias (None without ``qkv_bias``).
-        pool_weight: ``(C, rows)``: ``kv_coarse`` and the per-head gate rows (the pooled GEMM).
-        pool_bias: its bias.
-        proj_weight, proj_bias: the output projection.
-        fc1_weight, fc1_bias, fc2_weight, fc2_bias: the block's MLP (None: the block runs its ``mlp``).
-    """
-    fine_bias: Optional[torch.Tensor] = None
-    coarse_bias: Optional[torch.Tensor] = None
-    weight: Optional[torch.Tensor] = None
-    bias: Optional[torch.Tensor] = None
-    pool_weight: Optional[torch.Tensor] = None
-    pool_bias: Optional[torch.Tensor] = None
-    proj_weight: Optional[torch.Tensor] = None
-    proj_bias: Optional[torch.Tensor] = None
-    fc1_weight: Optional[torch.Tensor] = None
-    fc1_bias: Optional[torch.Tensor] = None
-    fc2_weight: Optional[torch.Tensor] = None
-    fc2_bias: Optional[torch.Tensor] = None
-
-
-def gate_rows(layers: Sequence['DMMSA']) -> Tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]:
-    """Per layer and head, the gate as one logit ``z`` with ``1 + tanh(z)`` = the head group's weight.
-
-    The gate's two logits ``l_f, l_c`` give ``2 * softmax(l)_g``, and with two groups
-    ``2 * softmax(l)_f = 2 * sigmoid(l_f - l_c) = 1 + tanh((l_f - l_c) / 2)`` (the coarse group's
-    with the sign flipped). So the gate becomes ``H`` more rows of the pooled GEMM, one per head,
-    ``z_h = +-(w_f - w_c) x / 2``, and the per-head weight one ``tanh`` and one ``addcmul``.
-
-    Returns:
-        Per layer of ``layers`` (same heads), the ``(H + P, C)`` weights and ``(H + P,)`` biases, made with
-        one matrix product for all of them; the last ``P`` rows are zero and pad the pooled GEMM's rows to
-        a multiple of :data:`ALIGN` (``DMMSA.pool_pad``).
-    """
-    signs = layers[0].gate_signs  # H, 2: (1/2, -1/2) for fine heads, (-1/2, 1/2) for coarse ones
-    c = layers[0].gate.weight.shape[1]
-    biases = torch.stack([layer.gate.bias for layer in layers], 1)  # 2, m
-    with torch.autocast(signs.device.type, enabled=False):  # in the weights' dtype: they are cast with the rest
-        rows = (signs @ torch.cat([layer.gate.weight for layer in layers] + [biases], 1)).split(c, dim=1)  # H, m*C + m
-    return rows[:len(layers)], rows[len(layers)].unbind(1)
-
-
-def autocast_dtype(t: torch.Tensor) -> Optional[torch.dtype]:
-    """The dtype autocast would cast ``t`` to for a matrix product here, or None (autocast off)."""
-    kind = t.device.type
-    if kind in ('cuda', 'cpu', 'xpu', 'mps') and torch.is_autocast_enabled(kind):
-        return torch.get_autocast_dtype(kind)
-    return None
-
-
-def fused_weights(layers: Sequence['DMMSA'], mlps: Sequence[nn.Module] = (),
-                  pack: Optional[bool] = None) -> List[Gathered]:
-    """Per layer, the transposed weights and the biases of its GEMMs (:class:`Gathered`, biases of the
-    relative positions left None), made for all ``layers`` with one ``cat`` and one transpose of the
-    ``(rows, C)`` weights, one of the MLPs' ``fc2`` weights and one of the biases (not one transpose
-    per ``nn.Linear``), and, under autocast, one cast each (not one per weight and bias):
-
-    * the token GEMM: ``q`` and the fine keys/values (they read the same input), heads
-      ``[q_f | q_c | k_f | v_f]``; at one token per unit ``[q_c | v_f]`` (the fine key is never used);
-    * the pooled GEMM: ``kv_coarse`` and the per-head gate logits of :func:`gate_rows`;
-    * with ``pack`` (None: under autocast, or off the CPU): the output projection ``proj``, and with
-      ``mlps`` (one per layer, timm's ``Mlp``) ``fc1`` and ``fc2``; else their fields stay None and the
-      layers run their own ``nn.Linear``.
-
-    Packing them costs a copy of their weights per forward (and of their gradients in the backward)
-    and saves a transpose per ``nn.Linear``, and under autocast a cast per weight and bias. On a GPU
-    a copy is cheap and every op is a launch; under autocast each GEMM would copy its weight anyway.
-    On a CPU in float32 the copies cost more than the views save (measured: DyViT-B's masked forward
-    28% slower, forward+backward 13%), so there they are not packed.
-    """
-    pieces = [layer._qkv_pieces() for layer in layers]
-    gate_w, gate_b = gate_rows(layers)
-    has_bias = pieces[0][2] is not None
-    dtype = autocast_dtype(layers[0].proj.weight)
-    outer = pack if pack is not None else (dtype is not None or layers[0].proj.weight.device.type != 'cpu')
-    mlps = list(mlps) if outer else []
-    weights, biases = [], []  # (layer, field, the tensors concatenated into it), in order
-    for i, ((q, kv, qb, kvb), layer, gw, gb) in enumerate(zip(pieces, layers, gate_w, gate_b)):
-        weights += [(i, 'weight', [q, kv]), (i, 'pool_weight', [layer.kv_coarse.weight, gw])]
-        if has_bias:
-            biases += [(i, 'bias', [qb, kvb]), (i, 'pool_bias', [layer.kv_coarse.bias, gb])]
-        else:  # no bias on q and the key/value projections: the pooled bias is the gate's alone
-            biases.append((i, 'pool_bias', [F.pad(gb, (layer.pool_rows - gb.shape[0], 0))]))
-        if outer:
-            weights.append((i, 'proj_weight', [layer.proj.weight]))
-            biases.append((i, 'proj_bias', [layer.proj.bias]))
-        if mlps:
-            weights.append((i, 'fc1_weight', [mlps[i].fc1.weight]))
-            biases += [(i, 'fc1_bias', [mlps[i].fc1.bias]), (i, 'fc2_bias', [mlps[i].fc2.bias])]
-
-    def pack(groups, transpose: bool) -> List[torch.Tensor]:
-        """One cat (and cast) of all groups' tensors along dim 0, split back per group (transposed once)."""
-        flat = torch.cat([t for _, _, ts in groups for t in ts])
-        flat = flat.to(dtype) if dtype is not None else flat
-        sizes = [sum(t.shape[0] for t in ts) for _, _, ts in groups]
-        return list(flat.t().split(sizes, dim=1) if transpose else flat.split(sizes))
-
-    fields: List[Dict[str, torch.Tensor]] = [{} for _ in layers]
-    for (i, name, _), t in zip(weights + biases, pack(weights, True) + pack(biases, False)):
-        fields[i][name] = t
-    if mlps:  # fc2 weights (C, hidden): side by side along dim 1, then one transpose
-        fc2 = torch.cat([m.fc2.weight for m in mlps], 1)
-        fc2 = fc2.to(dtype) if dtype is not None else fc2
-        for f, t in zip(fields, fc2.t().split(mlps[0].fc2.weight.shape[1])):
-            f['fc2_weight'] = t
-    return [Gathered(**f) for f in fields]
-
-
-def fine_bias_index(unit_side: int, heads: int) -> torch.Tensor:
-    """``(1, heads, T, T')`` flat indices into a ``(rows, heads)`` fine table (heads of several layers
-    side by side), heads first, last stride 1 (4-D: CPU's fused kernel takes no 3-D mask), key rows padded
-    to ``T'``, a multiple of :data:`ALIGN` (:func:`fine_biases` slices them off after the gather)."""
-    rel = _pad_keys(coords_rel_index(_square_coords(unit_side), unit_side))
-    return rel[None, None] * heads + torch.arange(heads).view(1, -1, 1, 1)
+def unit_coords(grid: Tuple[int, int], device=None) -> torch.Tensor:
+    """``(gh*gw, 2)`` row-major ``(row, col)`` of every unit (or token) of a grid."""
+    ys, xs = torch.meshgrid(torch.arange(grid[0], device=device), torch.arange(grid[1], device=device),
+                            indexing='ij')
+    return torch.stack([ys.flatten(), xs.flatten()], -1)
 
 
 class DMMSA(nn.Module):
-    """Dynamic Multi-Window Self-Attention over unit-major tokens.
+    """Dynamic Multi-Window Self-Attention over the tokens of mask units.
 
     Args:
         dim: channels C.
@@ -444,138 +85,53 @@ class DMMSA(nn.Module):
             raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
         if not 0 < fine_heads < num_heads:
             raise ValueError(f'fine_heads must be in [1, {num_heads - 1}], got {fine_heads}')
-        self.num_heads, self.fine_heads = num_heads, fine_heads
-        self.coarse_heads = num_heads - fine_heads
-        self.head_dim = dim // num_heads
-        self.unit_side, self.coarse_window = unit_side, coarse_window
-        self.tokens = unit_side * unit_side
-        self.attn_drop = attn_drop
-        fine_dim = fine_heads * self.head_dim
-        coarse_dim = self.coarse_heads * self.head_dim
-        # With one token per unit (the last stage) the fine window holds the token alone, so its
-        # output is its value: no fine queries or bias are needed, and the key half of kv_fine is
-        # never read (kept so that checkpoints keep their keys and shapes).
+        self.num_heads, self.fine_heads, self.coarse_heads = num_heads, fine_heads, num_heads - fine_heads
+        self.head_dim, self.unit_side, self.coarse_window = dim // num_heads, unit_side, coarse_window
+        self.tokens, self.attn_drop = unit_side * unit_side, attn_drop
+        # With one token per unit (the last stage) the fine window holds the token alone: its output is
+        # its value, so there are no fine queries or bias, and the key half of kv_fine is never read.
         self.fine_attends = unit_side > 1
-        self.q = nn.Linear(dim, dim if self.fine_attends else coarse_dim, bias=qkv_bias)
-        self.kv_fine = nn.Linear(dim, 2 * fine_dim, bias=qkv_bias)
-        # Applied to unit-pooled features: pooling commutes with the linear map, so this is the
-        # projection of the pooled tokens at 1/T of the cost.
-        self.kv_coarse = nn.Linear(dim, 2 * coarse_dim, bias=qkv_bias)
-        self.gate = nn.Linear(dim, 2)
+        self.q = nn.Linear(dim, dim if self.fine_attends else self.coarse_heads * self.head_dim, bias=qkv_bias)
+        self.kv_fine = nn.Linear(dim, 2 * fine_heads * self.head_dim, bias=qkv_bias)
+        # on each unit's mean token: pooling commutes with the linear map
+        self.kv_coarse = nn.Linear(dim, 2 * self.coarse_heads * self.head_dim, bias=qkv_bias)
+        self.gate = nn.Linear(dim, 2)  # zero init (DyViT.init_linears keeps it): even weights at the start
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.coarse_bias_table = nn.Parameter(torch.zeros((2 * coarse_window - 1) ** 2, self.coarse_heads))
         nn.init.trunc_normal_(self.coarse_bias_table, std=0.02)
         if self.fine_attends:
             self.fine_bias_table = nn.Parameter(torch.zeros((2 * unit_side - 1) ** 2, fine_heads))
-            self.register_buffer('fine_bias_index', fine_bias_index(unit_side, fine_heads), persistent=False)
             nn.init.trunc_normal_(self.fine_bias_table, std=0.02)
-        # the gate's two logits -> one logit per head (see gate_rows): (1/2, -1/2) fine, (-1/2, 1/2) coarse
-        # and zero rows that pad the pooled GEMM's rows to a multiple of ALIGN (aligned keys and values)
-        self.pool_pad = padded(2 * coarse_dim + num_heads) - (2 * coarse_dim + num_heads)
-        self.register_buffer('gate_signs', torch.tensor([[0.5, -0.5]] * fine_heads + [[-0.5, 0.5]] * self.coarse_heads
-                                                        + [[0.0, 0.0]] * self.pool_pad), persistent=False)
-        self.pool_rows = 2 * coarse_dim + num_heads + self.pool_pad  # kv_coarse, the gate logits, padding
-        # Start from equal weights for both groups.
+            self.register_buffer('fine_rel', coords_rel_index(unit_coords((unit_side, unit_side)), unit_side),
+                                 persistent=False)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 
-    def _qkv_pieces(self) -> Tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """``q`` and the used part of ``kv_fine``: weights, then biases (see :func:`fused_weights`)."""
-        kv_w, kv_b = self.kv_fine.weight, self.kv_fine.bias
-        if not self.fine_attends:  # the value half only
-            kv_w = kv_w[self.fine_heads * self.head_dim:]
-            kv_b = None if kv_b is None else kv_b[self.fine_heads * self.head_dim:]
-        return self.q.weight, kv_w, self.q.bias, kv_b
-
-    def forward(self, x: torch.Tensor, plan: CoarsePlan, gathered: Optional[Gathered] = None) -> torch.Tensor:
-        """Runs DM-MSA.
-
-        Args:
-            x: ``(B*U*T, C)`` unit-major token rows, or ``(B, U, T, C)``.
-            plan: the coarse grouping of these units, built for this stage's ``T`` and this layer's
-                coarse heads (or, with ``gathered.coarse_bias``, for the heads of the layers sharing it).
-            gathered: what the caller gathered for this layer (a stage does it for all its layers at
-                once, :class:`~coma.models.backbones.dyvit.DyViTStage`); what is None is gathered here.
-
-        Returns:
-            The same shape as ``x``.
-        """
-        if gathered is None or gathered.weight is None:
-            fused = fused_weights([self])[0]
-            gathered = fused if gathered is None else gathered._replace(**{k: v for k, v in fused._asdict().items()
-                                                                             if v is not None})
-        fine_bias, coarse_bias, w, bias, pool_w, pool_b = gathered[:6]
-        b, u, t = plan.batch, plan.units, self.tokens
-        heads = self.coarse_heads if coarse_bias is None else coarse_bias.shape[1]
-        if plan.tokens != t or (coarse_bias is None and plan.heads != self.coarse_heads) or heads != self.coarse_heads:
-            raise ValueError(f'DMMSA: plan built for T={plan.tokens}, {plan.heads} coarse heads (bias for {heads}); '
-                             f'this layer has T={t}, {self.coarse_heads}')
-        shape = x.shape
-        n, c = b * u, shape[-1]
+    def forward(self, x: torch.Tensor, coords: torch.Tensor, windows: CoarseWindows, shifted: bool) -> torch.Tensor:
+        """``(B, U, T, C)`` tokens of the units at ``coords`` ``(B, U, 2)`` (all of a grid, or any subset:
+        the visible ones) -> the same shape; ``windows`` and ``shifted`` give the coarse windows."""
+        b, u, t, c = x.shape
         hf, hc, d = self.fine_heads, self.coarse_heads, self.head_dim
         drop = self.attn_drop if self.training else 0.0
-        x = x.reshape(n * t, c) if x.dim() != 2 else x
-        x = x.to(w.dtype)  # under autocast: one cast for both GEMMs (the pooled rows are averaged in it)
-        pooled = x.view(n, t, c).mean(1) if t > 1 else x  # B*U, C
-        # one GEMM on the pooled rows: the coarse keys/values and one gate logit per head
-        kv, gate, _ = torch.addmm(pool_b, pooled, pool_w).split([2 * hc * d, self.num_heads, self.pool_pad], dim=1)
-        qkv = torch.addmm(bias, x, w) if bias is not None else torch.mm(x, w)  # heads [q_f | q_c | k_f | v_f]
-
-        if self.fine_attends:
-            q_f, q_c, k_f, v_f = qkv.view(n, t, -1, d).transpose(1, 2).split([hf, hc, hf, hf], dim=1)  # B*U, h, T, d
-            if fine_bias is None:
-                fine_bias = fine_biases([self.fine_bias_table], self.fine_bias_index, hf, q_f.dtype)[0]  # 1, hf, T, T
-            o_fine = F.scaled_dot_product_attention(q_f, k_f, v_f, attn_mask=fine_bias.to(q_f.dtype), dropout_p=drop)
-            o_fine = o_fine.transpose(1, 2)  # B*U, T, hf, d
-        else:  # one token per unit: the fine output is the value, and no fine key is computed
-            q_c, o_fine = qkv.view(n, 1, -1, d).split([hc, hf], dim=2)
-            q_c = q_c.transpose(1, 2)  # B*U, hc, 1, d
-        if coarse_bias is None:
-            coarse_bias = coarse_biases([self.coarse_bias_table], plan, q_c.dtype)[0]
-        o_coarse = self._coarse(q_c, kv, plan, coarse_bias.to(q_c.dtype), drop)  # B*U, T, hc, d
-
-        out = torch.cat([o_fine, o_coarse], dim=2)  # B*U, T, H, d
-        out = torch.addcmul(out, out, gate.tanh().view(n, 1, -1, 1))  # each head times 1 + tanh(z_h)
-        out = out.view(n * t, c)
-        if gathered.proj_weight is None:
-            out = self.proj(out)
+        pooled = x.mean(2)  # B, U, C
+        q = self.q(x).view(b, u, t, -1, d)  # heads [fine | coarse], or coarse only at one token a unit
+        k_f, v_f = self.kv_fine(x).view(b, u, t, 2, hf, d).unbind(3)  # B, U, T, hf, d
+        if self.fine_attends:  # every token attends to the tokens of its unit
+            bias = self.fine_bias_table[self.fine_rel].permute(2, 0, 1).to(q.dtype)  # hf, T, T
+            o_f = F.scaled_dot_product_attention(q[:, :, :, :hf].transpose(2, 3), k_f.transpose(2, 3),
+                                                 v_f.transpose(2, 3), attn_mask=bias, dropout_p=drop)
+            o_f = o_f.transpose(2, 3)  # B, U, T, hf, d
         else:
-            out = torch.addmm(gathered.proj_bias, out, gathered.proj_weight)
-        out = self.proj_drop(out)
-        return out if len(shape) == 2 else out.view(shape)
-
-    def _coarse(self, q: torch.Tensor, kv: torch.Tensor, plan: CoarsePlan, bias: torch.Tensor,
-                drop: float) -> torch.Tensor:
-        """Coarse attention: every token attends to the pooled units of its window.
-
-        Args:
-            q: ``(B*U, hc, T, d)`` queries.
-            kv: ``(B*U, 2*hc*d)`` pooled keys and values.
-            plan: the grouping.
-            bias: ``(G or 1, hc, L*T, L)`` from :func:`coarse_biases`.
-            drop: attention dropout.
-
-        Returns:
-            ``(B*U, T, hc, d)``.
-        """
-        b, u = plan.batch, plan.units
-        n, hc, t, d = q.shape
-        if plan.index is None:  # the groups are the samples: queries are the U*T tokens of a sample
-            q = q.view(b, u, hc, t, d).transpose(1, 2).reshape(b, hc, u * t, d)
-            k, v = kv.view(b, u, 2, hc, d).permute(2, 0, 3, 1, 4).unbind(0)  # B, hc, U, d
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
-            # fused kernels return (B, U*T, hc, d) memory transposed, so this is a view
-            return out.transpose(1, 2).reshape(n, t, hc, d)
-        g, length = plan.index.shape
-        q = q[plan.index].permute(0, 2, 1, 3, 4).reshape(g, hc, length * t, d)  # G, hc, L*T, d
-        k, v = kv.view(n, 2, hc, d)[plan.index].permute(2, 0, 3, 1, 4).unbind(0)  # G, hc, L, d
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
-        out = out.view(g, hc, length, t, d).permute(0, 2, 3, 1, 4).reshape(g * length, t, hc, d)
-        return out[plan.inverse]  # each unit back from its slot
-
-
-def _square_coords(side: int) -> torch.Tensor:
-    """``(side*side, 2)`` row-major (row, col) positions of a square window."""
-    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing='ij')
-    return torch.stack([ys.flatten(), xs.flatten()], dim=-1)
+            o_f = v_f
+        # coarse: every token attends to the pooled units of its window
+        k_c, v_c = self.kv_coarse(pooled).view(b, u, 2, hc, d).permute(2, 0, 3, 1, 4)  # B, hc, U, d each
+        table = F.pad(self.coarse_bias_table, (0, 0, 0, 1), value=float('-inf'))  # + the row of 'no window'
+        bias = table[windows.rel_index(coords, shifted)].permute(0, 3, 1, 2).to(q.dtype)  # B, hc, U, U
+        q_c = q[:, :, :, -hc:].permute(0, 3, 1, 2, 4).reshape(b, hc, u * t, d)
+        o_c = F.scaled_dot_product_attention(q_c, k_c, v_c, attn_mask=bias.repeat_interleave(t, dim=2),
+                                             dropout_p=drop)
+        o_c = o_c.view(b, hc, u, t, d).permute(0, 2, 3, 1, 4)  # B, U, T, hc, d
+        weights = 2 * self.gate(pooled).softmax(-1)[:, :, None, :, None, None]  # B, U, 1, 2, 1, 1
+        out = torch.cat([o_f * weights[:, :, :, 0], o_c * weights[:, :, :, 1]], dim=3)  # B, U, T, H, d
+        return self.proj_drop(self.proj(out.reshape(b, u, t, c)))

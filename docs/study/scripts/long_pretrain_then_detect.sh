@@ -2,7 +2,7 @@
 # The demo-long CoMA pre-training (1,984 steps on the demo pool) with extra
 # model options, then the 30-second screen of tools/analyze_checkpoint.py and the demo's Mask R-CNN
 # stage (seed S), one thread each.
-# usage: [CFG=PRETRAIN_CONFIG] long_pretrain_then_detect.sh NAME S [CFG-OPTION ...]   e.g. long_pretrain_then_detect.sh lat0.1 0 model.lambda_lat=0.1
+# usage: [CFG=PRETRAIN_CONFIG] long_pretrain_then_detect.sh NAME S [CFG-OPTION ...]   e.g. long_pretrain_then_detect.sh lat0.1 0 model.latent_head.loss_weight=0.1
 #   (CFG defaults to the CoMA demo-long config; CFG=imagenet_configs/mae_dyvit-n_1xb32-coslr-32e_demo.py for MAE)
 #   -> work_dirs/latent_long/NAME_sS/{backbone.pth, analysis/diagnosis.json, det/metrics.json}
 cd "$(dirname "$0")/../../.."  # the repository root
