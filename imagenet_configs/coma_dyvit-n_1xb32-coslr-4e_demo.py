@@ -18,7 +18,7 @@ train_pipeline = [
     dict(type='PackInputs'),
 ]
 train_dataloader = dict(
-    batch_size=32, num_workers=1, persistent_workers=True, pin_memory=False,
+    batch_size=32, num_workers=1, persistent_workers=False, pin_memory=False,
     dataset=dict(data_root=data_root, data_prefix=dict(img_path='pool'), pipeline=train_pipeline))
 batch_size = 32
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(lr=1.5e-4 * batch_size / 256), clip_grad=dict(max_norm=5.0))

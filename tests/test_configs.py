@@ -213,6 +213,12 @@ INTENDED = {
     # model read it back from the GPU every step; MAE's buffers are the same on every rank
     'model_wrapper_cfg': (('mae_dyvit-b_8xb256-amp-coslr-800e_in1k.py', 'mae_vit-b-p16_8xb512-amp-coslr-800e_in1k.py'),
                           dict(type='MMDistributedDataParallel', broadcast_buffers=False)),
+    # checkpoints written to a temporary file and renamed: a kill never leaves a half-written one
+    'default_hooks.checkpoint.type': (IMAGENET_NAMES + DOWNSTREAM_NAMES, 'AtomicCheckpointHook'),
+    # epoch-based loops start new train workers each epoch, seeded from the main process's restored
+    # state: a resume after a kill is exact (persistent workers' streams cannot be rebuilt)
+    'train_dataloader.persistent_workers': (IMAGENET_NAMES + tuple(n for n in DOWNSTREAM_NAMES if 'mask-rcnn' in n),
+                                            False),
 }
 
 

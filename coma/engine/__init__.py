@@ -1,4 +1,4 @@
-from .hooks import FiniteLossHook, MaskEpochHook, RNGStateHook
+from .hooks import AtomicCheckpointHook, FiniteLossHook, MaskEpochHook, RNGStateHook
 from .launch import CPUDistributedDataParallel
 from . import optimizers  # noqa: F401  (registers LARS)
 from .layer_decay import LayerDecayOptimWrapperConstructor
@@ -7,4 +7,4 @@ from .safe_load import install, safe_torch_load, trusted_checkpoints
 
 install()
 
-__all__ = ['CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'MaskEpochHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'AutocastOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']
+__all__ = ['AtomicCheckpointHook', 'CPUDistributedDataParallel', 'LayerDecayOptimWrapperConstructor', 'FiniteLossHook', 'MaskEpochHook', 'RNGStateHook', 'AutoAmpOptimWrapper', 'AutocastOptimWrapper', 'CPUAutocastOptimWrapper', 'safe_torch_load', 'trusted_checkpoints']

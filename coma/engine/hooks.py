@@ -1,9 +1,11 @@
 """Training hooks."""
 import math
+import os
 import os.path as osp
+import shutil
 from typing import Dict, List, Optional
 
-from mmengine.hooks import Hook, RuntimeInfoHook
+from mmengine.hooks import CheckpointHook, Hook, RuntimeInfoHook
 from mmengine.registry import HOOKS
 
 
@@ -128,46 +130,153 @@ class DeferredRuntimeInfoHook(RuntimeInfoHook):
                 runner.message_hub.update_scalar(f'train/{key}', next(values))
 
 
+def _local_rng_state() -> Dict:
+    """This process's Python, numpy, torch (and CUDA) random states, as plain tensors, ints and tuples
+    (loadable with ``weights_only=True``)."""
+    import random
+
+    import numpy as np
+    import torch
+    np_state = np.random.get_state(legacy=False)
+    return dict(
+        python=random.getstate(),
+        numpy=dict(key=torch.from_numpy(np_state['state']['key'].astype(np.int64)),
+                   pos=int(np_state['state']['pos']), has_gauss=int(np_state['has_gauss']),
+                   gauss=float(np_state['gauss'])),
+        torch=torch.get_rng_state(),
+        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python's, numpy's and torch's (CPU and CUDA) generators of this process."""
+    import random
+
+    import numpy as np
+    import torch
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The main-process seed of ``rank``: ``seed`` itself on rank 0, a hash of both on the others
+    (never another run's ``seed + k``)."""
+    if rank == 0:
+        return seed
+    import hashlib
+    return int.from_bytes(hashlib.sha256(f'{seed}/rank{rank}'.encode()).digest()[:4], 'little')
+
+
+def seed_worker(worker_id: int) -> None:
+    """A data-loader ``worker_init_fn``: seeds the worker's Python and numpy generators from the seed torch
+    gave it (``base_seed + worker_id``, with ``base_seed`` drawn from the main process's generator each
+    time the workers start). mmengine's default seeds every start of a worker alike, so each epoch of
+    non-persistent workers would repeat the previous epoch's augmentations."""
+    import random
+
+    import numpy as np
+    import torch
+    seed = torch.initial_seed() % 2 ** 32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def _checkpoint_due(runner, by_epoch: bool) -> bool:
+    """Whether mmengine's ``CheckpointHook`` saves at the end of this iteration (``by_epoch=False``) or
+    epoch (``by_epoch=True``): the same rules as its ``after_train_iter`` / ``after_train_epoch``."""
+    from mmengine.hooks import CheckpointHook
+    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+    if hook is None or hook.by_epoch != by_epoch:
+        return False
+    if by_epoch:
+        return (hook.every_n_epochs(runner, hook.interval, hook.save_begin)
+                or (hook.save_last and hook.is_last_train_epoch(runner)))
+    return (hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+            or (hook.save_last and hook.is_last_train_iter(runner)))
+
+
 @HOOKS.register_module()
 class RNGStateHook(Hook):
-    """Saves the Python, numpy and torch random states in checkpoints and restores them on resume.
+    """Per-rank random streams in the main process, saved in checkpoints for every rank and restored
+    on resume.
 
-    mmengine's resume restores weights, optimizer, schedulers and the iteration, but re-seeds the
-    random generators; dropout, drop path, mixup and other draws of the main process then differ
-    from an uninterrupted run. With this hook a resumed run continues the same random streams, so,
-    with the data order mmengine replays, it reproduces the uninterrupted run's weights.
+    Ranks: rank 0 keeps the stream the config's ``randomness.seed`` started; every other rank is
+    re-seeded at the start of training from a hash of the seed and its rank (:func:`rank_seed`), so
+    mixup/cutmix, random erasing and drop path differ between GPUs while a one-process run is unchanged.
+    The sampler keeps the config's seed on every rank (ranks must share one permutation to split it).
+    The train loader's workers are seeded by :func:`seed_worker` (replacing mmengine's default), so
+    their streams follow the main process's: new on every epoch, different per rank.
 
-    Conditions for an exact resume: a fixed ``randomness.seed`` in the config (with ``seed=None``
-    mmengine draws a new seed for the data-loader workers of the resumed run), ``num_workers >= 1``
-    (workers have their own, seeded, random states), and an iteration-based loop or a resume at an
-    epoch boundary without ``persistent_workers``. The states are restored just before the first
-    iteration after resuming (after mmengine has skipped the batches already trained on), and only
-    on resume, not for ``load_from``. They are plain tensors and tuples of ints, so checkpoints stay
-    loadable with ``weights_only=True``. Only rank 0 writes checkpoints; with
-    ``randomness.diff_rank_seed=True`` the states are therefore not restored on the other ranks.
+    Checkpoints: where mmengine's ``CheckpointHook`` is about to save, every rank's Python, numpy and
+    torch (and CUDA) states are gathered and written to the checkpoint as ``rng_state['ranks']``
+    (rank 0's also at the top level, as a single-process checkpoint has them). On resume each rank
+    restores its own, just before the loader's iterator is made (at the first epoch of an
+    epoch-based loop, after the skipped batches of an iteration-based one); a checkpoint written by
+    another number of ranks restores none and says so. Validation during training does not move the
+    training streams (they are set back after it).
+
+    Conditions for an exact resume: a fixed ``randomness.seed`` (with ``seed=None`` mmengine draws a new
+    one), and in an epoch-based loop ``persistent_workers=False`` for the train loader (persistent
+    workers' streams cannot be rebuilt by a new process; this hook warns). Mask R-CNN, UperNet and the
+    ImageNet loops resume exactly after a kill (tested). The states are plain tensors and tuples of
+    ints, so checkpoints stay loadable with ``weights_only=True``.
+
+    Args:
+        rank_streams: re-seed ranks > 0 as above (False: every rank draws rank 0's numbers).
     """
-    priority = 'VERY_LOW'
+    priority = 'LOW'  # before CheckpointHook (VERY_LOW): the states are gathered before it saves
     KEY = 'rng_state'
 
-    def __init__(self) -> None:
+    def __init__(self, rank_streams: bool = True) -> None:
+        self.rank_streams = rank_streams
         self._pending: Optional[Dict] = None
+        self._gathered: Optional[List[Dict]] = None
+        self._outside_val: Optional[Dict] = None
+        self._training = False
+
+    def before_train(self, runner) -> None:
+        from mmengine.dist import get_rank
+        self._training = True
+        loader = runner.train_dataloader
+        if _epoch_based(runner) and loader.num_workers > 0 and _is_mmengine_worker_init(loader.worker_init_fn):
+            loader.worker_init_fn = seed_worker  # epoch-based loops start the workers anew each epoch
+        if self._pending is None and getattr(loader, 'persistent_workers', False) and _epoch_based(runner):
+            runner.logger.warning('RNGStateHook: the train loader has persistent_workers=True; a resumed '
+                                  'run restarts its workers\' random streams (set it to False for an exact '
+                                  'resume)')
+        if self.rank_streams and get_rank() > 0 and self._pending is None:
+            seed_everything(rank_seed(runner.seed, get_rank()))
+
+    # -- saving ---------------------------------------------------------------------------------------
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if _checkpoint_due(runner, by_epoch=False):
+            self.gather()
+
+    def after_train_epoch(self, runner) -> None:
+        if _checkpoint_due(runner, by_epoch=True):
+            self.gather()
+
+    def gather(self) -> None:
+        """Collects every rank's states (a collective: all ranks call it at the same point)."""
+        from mmengine.dist import all_gather_object, get_world_size
+        state = _local_rng_state()
+        self._gathered = all_gather_object(state) if get_world_size() > 1 else [state]
 
     def before_save_checkpoint(self, runner, checkpoint: Dict) -> None:
-        import random
-
-        import numpy as np
         import torch
-        np_state = np.random.get_state(legacy=False)
-        checkpoint[self.KEY] = dict(
-            python=random.getstate(),
-            numpy=dict(key=torch.from_numpy(np_state['state']['key'].astype(np.int64)),
-                       pos=int(np_state['state']['pos']), has_gauss=int(np_state['has_gauss']),
-                       gauss=float(np_state['gauss'])),
-            torch=torch.get_rng_state(),
-            cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+        state = _local_rng_state()
+        ranks = self._gathered
+        # the states gathered last are this save's while rank 0 has drawn nothing since (validation is
+        # set back, so a best checkpoint after it takes them too); otherwise only rank 0's are known
+        if not (ranks and torch.equal(ranks[0]['torch'], state['torch']) and ranks[0]['python'] == state['python']):
+            ranks = [state]
+        checkpoint[self.KEY] = dict(state, ranks=ranks)
+
+    # -- restoring ------------------------------------------------------------------------------------
 
     def after_load_checkpoint(self, runner, checkpoint: Dict) -> None:
-        from mmengine.dist import get_rank
+        from mmengine.dist import get_rank, get_world_size
         if not getattr(runner, '_resume', True):
             return  # load_from: weights only, the run keeps its own random streams
         state = checkpoint.get(self.KEY)
@@ -175,14 +284,34 @@ class RNGStateHook(Hook):
             runner.logger.warning('RNGStateHook: the checkpoint holds no random states; the resumed run '
                                   'draws new random numbers (weights will differ from an uninterrupted run)')
             return
-        if get_rank() != 0 and runner.cfg.get('randomness', {}).get('diff_rank_seed', False):
+        ranks = state.get('ranks') or [{k: v for k, v in state.items() if k != 'ranks'}]
+        if len(ranks) != get_world_size():
+            runner.logger.warning(f'RNGStateHook: the checkpoint holds the random states of {len(ranks)} '
+                                  f'rank(s), this run has {get_world_size()}; new streams are drawn')
             return
-        self._pending = state
+        self._pending = ranks[get_rank()]
+
+    def before_train_epoch(self, runner) -> None:
+        if self._pending is not None and _epoch_based(runner):
+            self.restore(self._pending)
+            self._pending = None
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         if self._pending is not None:
             self.restore(self._pending)
             self._pending = None
+
+    def after_train(self, runner) -> None:
+        self._training = False
+
+    def before_val_epoch(self, runner) -> None:
+        if self._training:
+            self._outside_val = _local_rng_state()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if self._outside_val is not None:
+            self.restore(self._outside_val)
+            self._outside_val = None
 
     @staticmethod
     def restore(state: Dict) -> None:
@@ -201,6 +330,17 @@ class RNGStateHook(Hook):
             torch.cuda.set_rng_state_all(state['cuda'])
 
 
+def _epoch_based(runner) -> bool:
+    from mmengine.runner import EpochBasedTrainLoop
+    return isinstance(getattr(runner, '_train_loop', None), EpochBasedTrainLoop)
+
+
+def _is_mmengine_worker_init(fn) -> bool:
+    """Whether ``fn`` is mmengine's default ``worker_init_fn`` (a partial of it), or none."""
+    from mmengine.dataset import worker_init_fn
+    return fn is None or getattr(fn, 'func', fn) is worker_init_fn
+
+
 @HOOKS.register_module()
 class MaskEpochHook(Hook):
     """Tells the model which epoch starts (``model.set_epoch(runner.epoch)``), for masks that
@@ -214,3 +354,56 @@ class MaskEpochHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if hasattr(model, 'set_epoch'):
             model.set_epoch(runner.epoch)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` whose checkpoints are never left half-written.
+
+    Each checkpoint is written to ``<name>.tmp``, flushed to disk and renamed (an atomic step on one
+    file system); ``last_checkpoint`` is replaced the same way; checkpoints beyond ``max_keep_ckpts``
+    are removed only after the new one is in place (mmengine removes them first). A kill at any moment
+    therefore leaves ``last_checkpoint`` naming a complete file, which ``--resume`` picks. Other storage
+    backends (``backend_args``) are written as mmengine writes them. Arguments: ``CheckpointHook``'s.
+    """
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        from mmengine.dist import is_main_process
+        from mmengine.fileio import LocalBackend
+        if not isinstance(self.file_backend, LocalBackend):
+            return super()._save_checkpoint_with_step(runner, step, meta)
+        outdated = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+        filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, filename + '.tmp', self.file_client_args,
+                               save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+                               meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        _replace_durably(self.last_ckpt + '.tmp', self.last_ckpt)
+        last = osp.join(runner.work_dir, 'last_checkpoint')
+        with open(last + '.tmp', 'w') as f:
+            f.write(self.last_ckpt)
+        _replace_durably(last + '.tmp', last)
+        if outdated is not None:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(outdated))
+            if osp.isfile(path):
+                os.remove(path)
+            elif osp.isdir(path):
+                shutil.rmtree(path)
+
+
+def _replace_durably(src: str, dst: str) -> None:
+    """Flushes ``src`` to disk and renames it to ``dst`` (atomic on one file system)."""
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(src, dst)

@@ -33,7 +33,8 @@ test_pipeline = [
     dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=4, num_workers=1, persistent_workers=True,
+    # new workers each epoch, seeded from the main process (RNGStateHook): a resume after a kill is exact
+    batch_size=4, num_workers=1, persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='annotations/instances_train2017.json',
                  data_prefix=dict(img='train2017/'), pipeline=train_pipeline))
 val_dataloader = dict(
@@ -54,6 +55,6 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=40),
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[6, 7], gamma=0.1),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1, save_last=True))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(type='AtomicCheckpointHook', interval=2, max_keep_ckpts=1, save_last=True))
 log_processor = dict(window_size=10)
 auto_scale_lr = dict(enable=False, base_batch_size=4)

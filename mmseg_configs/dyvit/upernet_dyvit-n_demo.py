@@ -57,5 +57,5 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=40, end=iters, by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
-default_hooks = dict(logger=dict(interval=20), checkpoint=dict(by_epoch=False, interval=80, max_keep_ckpts=1, save_last=True),
+default_hooks = dict(logger=dict(interval=20), checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=80, max_keep_ckpts=1, save_last=True),
                      visualization=dict(type='SegVisualizationHook', draw=False))

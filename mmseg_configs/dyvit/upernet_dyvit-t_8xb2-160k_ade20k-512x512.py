@@ -17,3 +17,5 @@ optim_wrapper = dict(
     _delete_=True, type='AutoAmpOptimWrapper', dtype='float16', cpu_dtype=None,
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.01),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))
+# checkpoints written to a temporary file, then renamed: a kill never leaves a half-written one
+default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))

@@ -8,10 +8,11 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def run(script, *args, timeout=900):
-    """Runs ``tools/<script> args`` from the repository root; fails the test with its output on error."""
+def run(script, *args, timeout=900, env=None):
+    """Runs ``tools/<script> args`` from the repository root (``env``: variables to add); fails the test
+    with its output on error."""
     proc = subprocess.run([sys.executable, osp.join(ROOT, 'tools', script), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
@@ -37,17 +38,21 @@ def kill_point(low, high):
     return k, f'killed after iteration {k}; rerun with COMA_KILL_SEED={seed}'
 
 
-def kill_after(cmd, pattern, k):
-    """Starts ``cmd`` and SIGKILLs it at the first output line whose ``pattern`` group 1 is ``>= k``.
+def kill_after(cmd, pattern, k, per_epoch=None, env=None):
+    """Starts ``cmd`` and SIGKILLs it at the first output line whose iteration is ``>= k``: ``pattern``'s
+    group 1, or with ``per_epoch`` (iterations an epoch) ``(group 1 - 1) * per_epoch + group 2`` (an
+    epoch-based log line, ``Epoch(train) [E][I/N]``).
 
-    Returns the return code (``-SIGKILL`` unless the run ended first).
+    ``env``: variables to add. Returns the return code (``-SIGKILL`` unless the run ended first).
     """
     import re
     import signal
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, **(env or {})))
     for line in proc.stdout:
         m = re.search(pattern, line)
-        if m and int(m.group(1)) >= k:
+        done = m and (int(m.group(1)) if per_epoch is None else (int(m.group(1)) - 1) * per_epoch + int(m.group(2)))
+        if m and done >= k:
             proc.send_signal(signal.SIGKILL)
             break
     return proc.wait()

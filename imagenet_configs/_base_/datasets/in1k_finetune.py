@@ -22,7 +22,7 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=8,
-    persistent_workers=True,
+    persistent_workers=False,  # new workers each epoch, seeded from the main process: exact resume
     pin_memory=True,
     drop_last=True,  # mixup/cutmix pair samples: even batches only
     sampler=dict(type='DefaultSampler', shuffle=True),

@@ -13,7 +13,7 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=256,
     num_workers=8,
-    persistent_workers=True,
+    persistent_workers=False,  # new workers each epoch, seeded from the main process: exact resume
     pin_memory=True,
     drop_last=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
