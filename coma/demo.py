@@ -285,6 +285,10 @@ def run_demo(args) -> None:
             else:
                 todo.append((stage, seed))
     count = len(todo)
+    if (args.gpus or 0) > 1 and args.jobs > 1:
+        # each stage is a torchrun job on all the GPUs (and the same port): one at a time
+        log(f'--gpus {args.gpus}: the stages run one after another (--jobs {args.jobs} ignored)')
+        args.jobs = 1
     if args.jobs > 1 and count > 1:
         run_parallel(args, work, list(todo))
     else:

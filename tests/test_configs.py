@@ -206,9 +206,12 @@ INTENDED = {
     'default_hooks.runtime_info': (IMAGENET_NAMES, dict(type='DeferredRuntimeInfoHook')),
     'data_preprocessor.non_blocking': (IMAGENET_LOOP_NAMES, True),
     'model.data_preprocessor.non_blocking': (IMAGENET_LOOP_NAMES, True),
-    # mmcv's CUDA RoIAlign and other ops take float16, not bfloat16: the detector and segmenter keep
-    # float16 with loss scaling where AutoAmpOptimWrapper now picks bfloat16 by default
-    'optim_wrapper.dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), 'float16'),
+    # coma's AmpOptimWrapper (mmengine's float16 with loss scaling on CUDA: mmcv's CUDA ops take no
+    # bfloat16; float32 on CPU), in the coma scope, where mmdet's and mmseg's --amp reach it too
+    'optim_wrapper.dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), None),
+    'optim_wrapper.type': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), 'AmpOptimWrapper'),
+    'optim_wrapper._scope_': (DOWNSTREAM_NAMES, 'coma'),
+    'optim_wrapper.cpu_dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), None),
     # DDP broadcasting the buffers every step would change the step counter's version and make the
     # model read it back from the GPU every step; MAE's buffers are the same on every rank
     'model_wrapper_cfg': (('mae_dyvit-b_8xb256-amp-coslr-800e_in1k.py', 'mae_vit-b-p16_8xb512-amp-coslr-800e_in1k.py'),

@@ -11,7 +11,8 @@ import contextlib
 
 import coma  # noqa: F401  (registers modules, installs the safe checkpoint loader)
 from coma.engine import trusted_checkpoints
-from coma.engine.launch import DictAction, cpu_friendly_dataloaders, load_config, setup_distributed
+from coma.engine.launch import (DictAction, cpu_friendly_dataloaders, enable_amp, load_config, scale_lr,
+                               setup_distributed)
 
 
 def parse_args(argv=None):
@@ -20,8 +21,10 @@ def parse_args(argv=None):
     p.add_argument('--work-dir')
     p.add_argument('--resume', nargs='?', const='auto', default=None,
                    help='resume from CKPT, or from the latest checkpoint of the work dir')
-    p.add_argument('--amp', action='store_true', help='mixed precision (bfloat16 autocast on CPU)')
-    p.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by the real batch size')
+    p.add_argument('--amp', action='store_true',
+                   help='mixed precision (a config with AMP on keeps its own; see coma.engine.launch.enable_amp)')
+    p.add_argument('--auto-scale-lr', action='store_true',
+                   help='scale the lr to the real batch: processes x batch x gradient accumulation')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys: key=value')
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--trust-checkpoint', action='store_true',
@@ -35,9 +38,8 @@ def main(argv=None):
     from mmengine.runner import Runner
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
-        cfg.optim_wrapper.type = 'AutoAmpOptimWrapper'
-    if args.auto_scale_lr:
-        cfg.setdefault('auto_scale_lr', {})['enable'] = True
+        enable_amp(cfg)
+    scale_lr(cfg, enable=args.auto_scale_lr)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import torch
 import torch.nn as nn
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
-from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.registry import OPTIM_WRAPPERS, Registry
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -73,3 +73,19 @@ def AutoAmpOptimWrapper(optimizer, dtype: Optional[str] = None, loss_scale='dyna
 
 
 OPTIM_WRAPPERS.register_module(name='AutoAmpOptimWrapper', module=AutoAmpOptimWrapper)
+
+
+#: The optimizer wrappers of the ``coma`` scope: an ``optim_wrapper`` with ``_scope_='coma'`` is built from
+#: here first, then from mmengine's. mmdet's and mmseg's ``tools/train.py --amp`` (also under ``mim train``)
+#: set ``type='AmpOptimWrapper'`` and keep the rest of the dict, so our downstream configs name this scope:
+#: ``--amp`` then builds :func:`AmpOptimWrapper` below, which runs on CPU machines too.
+COMA_OPTIM_WRAPPERS = Registry('optim_wrapper', parent=OPTIM_WRAPPERS, scope='coma')
+
+
+@COMA_OPTIM_WRAPPERS.register_module(name='AmpOptimWrapper')
+def AmpOptimWrapper_(optimizer, dtype: Optional[str] = 'float16', loss_scale='dynamic',
+                     cpu_dtype: Optional[str] = None, **kwargs) -> OptimWrapper:
+    """mmengine's ``AmpOptimWrapper`` (float16 with loss scaling) on CUDA, float32 on CPU: mmcv's CUDA ops
+    take float16, not bfloat16, and its CPU ops take float32 only. ``dtype='bfloat16'`` and ``cpu_dtype``
+    as in :func:`AutoAmpOptimWrapper`."""
+    return AutoAmpOptimWrapper(optimizer, dtype=dtype, loss_scale=loss_scale, cpu_dtype=cpu_dtype, **kwargs)

@@ -45,7 +45,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json', metric=['bbox', 'segm'])
 test_evaluator = val_evaluator
 optim_wrapper = dict(
-    _delete_=True, type='OptimWrapper',
+    # the coma scope: --amp of mmdet's and mmseg's train.py builds coma's AmpOptimWrapper (float32 on CPU)
+    _delete_=True, _scope_='coma', type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=4e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9),
     clip_grad=dict(max_norm=10.0))

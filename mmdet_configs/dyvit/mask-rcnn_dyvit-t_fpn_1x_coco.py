@@ -9,8 +9,9 @@ model = dict(
         with_cp=False, init_cfg=dict(type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=widths))
 optim_wrapper = dict(
-    # float16 with loss scaling on CUDA (mmcv's CUDA ops take no bfloat16); mmcv's CPU ops take float32 only
-    _delete_=True, type='AutoAmpOptimWrapper', dtype='float16', cpu_dtype=None,
+    # coma's AmpOptimWrapper: float16 with loss scaling on CUDA (mmcv's CUDA ops take no bfloat16), float32
+    # on CPU (mmcv's CPU ops take float32 only); --amp of mmdet's and mmseg's train.py keeps it
+    _delete_=True, _scope_='coma', type='AmpOptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))
 # new workers each epoch, seeded from the main process (RNGStateHook): a resume after a kill is exact

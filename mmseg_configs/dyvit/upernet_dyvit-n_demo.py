@@ -48,7 +48,8 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 optim_wrapper = dict(
-    _delete_=True, type='OptimWrapper',
+    # the coma scope: --amp of mmdet's and mmseg's train.py builds coma's AmpOptimWrapper (float32 on CPU)
+    _delete_=True, _scope_='coma', type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=6e-4, betas=(0.9, 0.999), weight_decay=0.01),
     constructor='LayerDecayOptimWrapperConstructor', paramwise_cfg=dict(layer_decay_rate=0.9))
 iters = 320  # make demo fits in 25 minutes

@@ -69,3 +69,17 @@ def test_every_recipe_names_existing_configs_and_demo_long_changes_only_the_pret
             assert osp.isfile(osp.join(ROOT, recipe[key])), (name, key, recipe[key])
     demo, long = RECIPES['demo'], RECIPES['demo-long']
     assert {k for k in demo if demo[k] != long[k]} == {'pretrain', 'pretrain_mae'}
+
+
+def test_with_several_gpus_the_stages_run_one_after_another(tmp_path, monkeypatch):
+    """Each stage under ``--gpus N`` is a torchrun job on all N GPUs and one port: never two at once."""
+    import argparse
+
+    import coma.demo as demo
+    ran = []
+    monkeypatch.setattr(demo, 'run_parallel', lambda *a, **k: ran.append('parallel'))
+    monkeypatch.setattr(demo, 'run_stage', lambda args, work, stage, seed=None: ran.append(stage))
+    args = argparse.Namespace(work_dir=str(tmp_path), stages=['pretrain', 'pretrain-mae', 'report'], seeds=[0],
+                              force=False, jobs=2, gpus=8)
+    demo.run_demo(args)
+    assert ran == ['pretrain', 'pretrain-mae', 'report'] and args.jobs == 1
