@@ -5,8 +5,16 @@
 # source, ~10 min on 2 cores) is cached outside the repository in $COMA_WHEEL_CACHE so that later
 # set-ups, fresh clones included, take seconds.
 #
-# Env: VENV (default .venv), PYTHON (default python3), COMA_WHEEL_CACHE (default ~/.cache/coma/wheels).
+# mmcv's CUDA ops are built when a GPU is visible, or with MMCV_WITH_CUDA=1 (a cluster's login node has
+# the CUDA toolkit but no GPU: set it there); MMCV_WITH_CUDA=0 builds the CPU ops only. The stamp file
+# records which ops the installed mmcv has (mmcv_ops=cpu|cuda), and a set-up that wants CUDA ops (a
+# visible GPU, or MMCV_WITH_CUDA=1) over an environment with CPU ops installs them.
+#
+# Env: VENV (default .venv), PYTHON (default python3), COMA_WHEEL_CACHE (default ~/.cache/coma/wheels),
+# MMCV_WITH_CUDA (1/0). `--plan` prints what a set-up would do and changes nothing.
 set -euo pipefail
+PLAN=0
+[ "${1:-}" = --plan ] && PLAN=1
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -17,8 +25,19 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt "$here/requirements.txt" ] && [ "$STAMP" -nt "$here/tools/setup_env.sh" ]; then
-  log "environment $VENV is up to date"
+gpu_visible() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$here/requirements.txt" ] && [ "$STAMP" -nt "$here/tools/setup_env.sh" ] \
+    && [ "$STAMP" -nt "$here/pyproject.toml" ]; then
+  ops=$(sed -n 's/^mmcv_ops=//p' "$STAMP")
+  if [ "$ops" != cuda ] && { [ "${MMCV_WITH_CUDA:-}" = 1 ] || { [ "${MMCV_WITH_CUDA:-}" != 0 ] && gpu_visible; }; }; then
+    log "environment $VENV has mmcv's ${ops:-unrecorded} ops; CUDA ops wanted (a visible GPU or MMCV_WITH_CUDA=1): installing them"
+  else
+    log "environment $VENV is up to date (mmcv_ops=${ops:-unrecorded})"
+    exit 0
+  fi
+fi
+if [ "$PLAN" = 1 ]; then
+  log "plan: set up $VENV"
   exit 0
 fi
 
@@ -40,16 +59,23 @@ if ! "$PY" -c "import torch, torchvision" 2>/dev/null; then
   "${PIP[@]}" torch==2.14.1 torchvision==0.29.1 "setuptools<82"
 fi
 
-if ! (cd / && "$PY" -c "import mmcv, sys; from mmcv.ops import RoIAlign, nms; sys.exit(mmcv.__version__ != '$MMCV_VERSION')") 2>/dev/null; then
-  mkdir -p "$CACHE"
-  torch_tag=$("$PY" -c "import torch; print(torch.__version__.replace('+', '_'))")
-  # CUDA ops need a CUDA toolkit and a visible GPU (a toolkit alone, as on our CPU CI machines, would
-  # add ~40 min of nvcc for ops that cannot run). MMCV_WITH_CUDA=1/0 forces the choice.
-  cuda_tag=$("$PY" -c "
+# CUDA ops with a visible GPU or MMCV_WITH_CUDA=1 (a toolkit alone, as on our CPU CI machines, would add
+# ~40 min of nvcc for ops that cannot run there); MMCV_WITH_CUDA=0 forces the CPU ops.
+cuda_tag=$("$PY" -c "
 import os, torch, torch.utils.cpp_extension as c
 want = os.environ.get('MMCV_WITH_CUDA')
-use = (want == '1') if want in ('0', '1') else bool(c.CUDA_HOME and torch.cuda.is_available())
-print('cuda' if use else 'cpu')")
+nvcc = bool(c.CUDA_HOME and os.path.exists(os.path.join(c.CUDA_HOME, 'bin', 'nvcc')))
+print('cuda' if (want == '1' if want in ('0', '1') else torch.cuda.is_available() and nvcc) else 'cpu')" 2>/dev/null)
+if [ "$cuda_tag" = cpu ] && [ -z "${MMCV_WITH_CUDA:-}" ] && command -v nvcc >/dev/null 2>&1; then
+  log "a CUDA toolkit is here but no GPU is visible: mmcv's CPU ops only. For GPU nodes (a cluster's login" \
+      "node), run MMCV_WITH_CUDA=1 make setup (about 40 min of nvcc on 2 cores, once: the wheel is cached)"
+fi
+if ! (cd / && "$PY" -c "
+import mmcv, sys
+from mmcv.ops import RoIAlign, nms, get_compiling_cuda_version
+sys.exit(mmcv.__version__ != '$MMCV_VERSION' or ('$cuda_tag' == 'cuda' and get_compiling_cuda_version() == 'not available'))") 2>/dev/null; then
+  mkdir -p "$CACHE"
+  torch_tag=$("$PY" -c "import torch; print(torch.__version__.replace('+', '_'))")
   wheel_dir="$CACHE/mmcv-$MMCV_VERSION-torch$torch_tag-$cuda_tag"
   if ! ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
     log "building mmcv $MMCV_VERSION with compiled ops ($cuda_tag); about 10 minutes on 2 cores, once"
@@ -76,5 +102,11 @@ log "the rest of the pinned stack"
 "${PIP[@]}" -r "$here/requirements.txt"
 "${PIP[@]}" --no-deps -e "$here"
 (cd / && "$PY" -c "import pkg_resources; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmengine, timm, coma")
-touch "$STAMP"
-log "done: $VENV"
+(cd / && "$PY" -c "
+import mmcv, torch
+from mmcv.ops import get_compiling_cuda_version as cuda
+print(f'mmcv={mmcv.__version__}')
+print(f'torch={torch.__version__}')
+print('mmcv_ops=' + ('cpu' if cuda() == 'not available' else 'cuda'))
+print(f'mmcv_cuda={cuda()}')") > "$STAMP"
+log "done: $VENV ($(grep mmcv_ops "$STAMP"))"
