@@ -166,3 +166,64 @@ def convert_pretrain_checkpoint(src: str, dst: str, backbone_cfg: Optional[Dict]
     print(f'wrote {dst}: {len(weights)} backbone tensors; missing in a {backbone_cfg["type"]} '
           f'(fresh init downstream): {missing if missing else "none"}; unexpected: none')
     return dict(dst=dst, tensors=len(weights), missing=missing, backbone=backbone_cfg)
+
+
+def convert_classifier_checkpoint(src: str, dst: str) -> Dict:
+    """Turns a fine-tuned ``ImageClassifier`` checkpoint (DyViT backbone, LayerNorm head) into a timm
+    ``dyvit_*`` checkpoint, verified.
+
+    ``backbone.*`` becomes the timm model's own keys, ``head.norm.*`` its ``head_norm.*`` and
+    ``head.fc.*`` its ``head.*``. The result is written as a plain state dict (timm's format), loaded
+    strictly into ``timm.create_model('dyvit_<arch>', num_classes=N)`` and its logits compared with the
+    classifier's on a random batch. Load it with ``timm.create_model('dyvit_<arch>', num_classes=N,
+    checkpoint_path=dst)``.
+
+    Returns:
+        dict(dst, model, num_classes, max_logit_diff).
+
+    Raises:
+        KeyError: ``src`` is not such a checkpoint (no ``head.fc`` or config), naming what is missing.
+        ValueError: a linear-probe head (BatchNorm, no LayerNorm), which timm's DyViT head cannot hold.
+    """
+    import timm
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+
+    ckpt = safe_torch_load(src, map_location='cpu')
+    state = extract_state_dict(ckpt)
+    if 'head.fc.weight' not in state:
+        raise KeyError(f'{src} has no head.fc.weight: not a fine-tuned ImageClassifier checkpoint '
+                       f'(first keys: {list(state)[:8]})')
+    if 'head.norm.weight' not in state:
+        raise ValueError(f'{src}: the head has no LayerNorm (a linear probe\'s BatchNorm head?); timm\'s dyvit_* '
+                         'classifier reads pooled features through a LayerNorm')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    if not meta.get('cfg'):
+        raise KeyError(f'{src} carries no config (meta.cfg): the DyViT arch is unknown')
+    cfg = Config.fromstring(meta['cfg'], '.py')
+    arch, num_classes = cfg.model.backbone.get('arch', 'tiny'), int(state['head.fc.weight'].shape[0])
+    renames = (('backbone.', ''), ('head.norm.', 'head_norm.'), ('head.fc.', 'head.'))
+    weights = {}
+    for key, value in state.items():
+        for old, new in renames:
+            if key.startswith(old):
+                weights[new + key[len(old):]] = value
+                break
+    model = timm.create_model(f'dyvit_{arch}', num_classes=num_classes)
+    unused = [k for k in weights if k.split('.')[0] in [f'norm{i}' for i in range(4)] and k not in model.state_dict()]
+    for key in unused:
+        del weights[key]
+    model.load_state_dict(weights, strict=True)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)) or '.', exist_ok=True)
+    torch.save(weights, dst)
+    classifier = MODELS.build(dict(cfg.model, backbone=dict(cfg.model.backbone, init_cfg=None)))
+    classifier.load_state_dict(state, strict=False)
+    classifier.eval(), model.eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        diff = float((classifier(x, mode='tensor') - model(x)).abs().max())
+    if diff > 1e-4:
+        raise ValueError(f'{src}: the converted timm model\'s logits differ from the classifier\'s by {diff:.2e}')
+    print(f'wrote {dst}: timm dyvit_{arch}, {num_classes} classes, {len(weights)} tensors; max logit difference '
+          f'to the classifier {diff:.2e}')
+    return dict(dst=dst, model=f'dyvit_{arch}', num_classes=num_classes, max_logit_diff=diff)

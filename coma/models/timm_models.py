@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
@@ -37,9 +38,27 @@ class TimmDyViT(DyViT):
                          out_indices=out_indices if feature_stages is None else feature_stages, **kwargs)
         self.head_norm = nn.LayerNorm(self.num_features)
         self.reset_classifier(num_classes, global_pool)
+        self._register_load_state_dict_pre_hook(self._read_backbone_checkpoint)
         # timm's feature metadata covers every stage (forward_intermediates returns any of them)
         self.feature_info = [dict(num_chs=self.widths[i], reduction=STEM_STRIDE * 2 ** i, module=f'stages.{i}')
                              for i in range(NUM_STAGES)]
+
+    def _read_backbone_checkpoint(self, state_dict, prefix, *args) -> None:
+        """Lets ``load_state_dict`` (timm's ``pretrained=True`` with a ``file``, and ``checkpoint_path=``)
+        read a backbone checkpoint (``tools/convert_checkpoint.py``'s output): when it holds no classifier
+        (``head.*`` and ``head_norm.*`` all absent), the head keeps its initialisation and the output norms
+        of stages this model does not norm are dropped; the backbone's own keys stay strict."""
+        head = [k for k in self.state_dict() if k.startswith(('head.', 'head_norm.'))]
+        if any(prefix + k in state_dict for k in head) or not any(k.startswith(prefix) for k in state_dict):
+            return
+        for key, value in self.state_dict().items():
+            if key.startswith(('head.', 'head_norm.')):
+                state_dict[prefix + key] = value
+        unused = [f'norm{i}' for i in range(NUM_STAGES) if not hasattr(self, f'norm{i}')]
+        for key in [k for k in state_dict if k.startswith(prefix) and k[len(prefix):].split('.')[0] in unused]:
+            del state_dict[key]
+        print_log(f'{type(self).__name__}: a backbone checkpoint, the classifier head keeps its initialisation',
+                  logger='current')
 
     def get_classifier(self) -> nn.Module:
         return self.head
@@ -74,10 +93,21 @@ class TimmDyViT(DyViT):
 DyViT.classifier_cls = TimmDyViT
 
 
+def _pretrained_file(kwargs: dict) -> Optional[str]:
+    """The ``file`` (or ``state_dict``) of the ``pretrained_cfg`` / ``pretrained_cfg_overlay`` passed to
+    ``timm.create_model``, if any."""
+    for cfg in (kwargs.get('pretrained_cfg_overlay'), kwargs.get('pretrained_cfg')):
+        cfg = cfg.to_dict() if hasattr(cfg, 'to_dict') else cfg
+        if isinstance(cfg, dict) and (cfg.get('file') or cfg.get('state_dict') is not None):
+            return cfg.get('file') or '<state_dict>'
+    return None
+
+
 def _create_dyvit(variant: str, arch: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    if pretrained:
-        raise ValueError(f'{variant}: no pretrained weights are downloaded; load a converted CoMA '
-                         f'checkpoint with coma.models.checkpoint.load_backbone_checkpoint')
+    if pretrained and _pretrained_file(kwargs) is None:
+        raise ValueError(f'{variant}: no pretrained weights are downloaded; pass a converted checkpoint: '
+                         f"timm.create_model({variant!r}, pretrained=True, pretrained_cfg_overlay=dict(file=PATH)) "
+                         f'or checkpoint_path=PATH (tools/convert_checkpoint.py makes it)')
     if kwargs.get('features_only'):
         # the output norms of the requested stages are built; timm's FeatureGetterNet prunes the stages
         # after the last one and calls forward_intermediates with the same indices, normed

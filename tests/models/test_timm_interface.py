@@ -118,3 +118,71 @@ def test_init_by_module_name_and_drop_path_split():
             assert m.weight.std() > 0 and (m.bias is None or torch.count_nonzero(m.bias) == 0)
     rates = [getattr(b.drop_path, 'drop_prob', 0.0) for s in model.stages for b in s.blocks]
     torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.3, sum(model.arch['depths'])))
+
+
+def _backbone_checkpoint(path):
+    """A backbone checkpoint as tools/convert_checkpoint.py writes it (output norms of every stage)."""
+    from mmengine.registry import MODELS
+    backbone = MODELS.build(dict(type='DyViT', arch='nano', out_indices=(0, 1, 2, 3)))
+    torch.save(dict(state_dict=backbone.state_dict(), meta=dict(backbone=dict(type='DyViT', arch='nano'))), path)
+    return backbone.state_dict()
+
+
+@pytest.mark.parametrize('how', ['pretrained_cfg_overlay', 'checkpoint_path'])
+@pytest.mark.parametrize('num_classes', [1000, 10])
+def test_timms_loading_paths_read_a_converted_backbone(tmp_path, how, num_classes):
+    """Strict on the backbone, the classifier head left at its initialisation (timm's rule for a new head)."""
+    path = str(tmp_path / 'dyvit-n.pth')
+    weights = _backbone_checkpoint(path)
+    kwargs = dict(pretrained=True, pretrained_cfg_overlay=dict(file=path)) if how == 'pretrained_cfg_overlay' \
+        else dict(checkpoint_path=path)
+    torch.manual_seed(0)
+    model = timm.create_model('dyvit_nano', num_classes=num_classes, **kwargs)
+    torch.manual_seed(0)
+    fresh = timm.create_model('dyvit_nano', num_classes=num_classes)
+    own = model.state_dict()
+    loaded = [k for k in weights if k in own]
+    assert len(loaded) == len([k for k in own if not k.startswith(('head.', 'head_norm.'))])
+    assert all(torch.equal(own[k], weights[k]) for k in loaded)
+    assert all(torch.equal(own[k], fresh.state_dict()[k]) for k in own if k.startswith(('head.', 'head_norm.')))
+
+
+def test_a_backbone_key_the_model_lacks_still_fails(tmp_path):
+    path = str(tmp_path / 'bad.pth')
+    weights = _backbone_checkpoint(path)
+    torch.save(dict(state_dict=dict(weights, **{'stages.0.extra': torch.zeros(1)})), path)
+    with pytest.raises(RuntimeError, match='stages.0.extra'):
+        timm.create_model('dyvit_nano', checkpoint_path=path)
+
+
+def test_pretrained_without_a_file_says_how_to_pass_one():
+    with pytest.raises(ValueError, match='pretrained_cfg_overlay=dict.file=PATH'):
+        timm.create_model('dyvit_nano', pretrained=True)
+
+
+def test_a_fine_tuned_classifier_converts_to_timm_with_its_logits(tmp_path):
+    """ImageClassifier checkpoint -> tools/convert_checkpoint.py --timm -> timm's two loading paths: the
+    same logits as the classifier."""
+    import os.path as osp
+    import subprocess
+    import sys
+
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'imagenet_configs', 'finetune_dyvit-n_1xb32-coslr-10e_demo.py'))
+    classifier = MODELS.build(cfg.model).eval()
+    with torch.no_grad():  # a head that is not at its initialisation
+        classifier.head.fc.weight.normal_(0, 0.1)
+        classifier.head.norm.weight.uniform_(0.5, 1.5)
+    src, dst = tmp_path / 'epoch_10.pth', tmp_path / 'dyvit-n_timm.pth'
+    torch.save(dict(state_dict=classifier.state_dict(), meta=dict(cfg=cfg.pretty_text)), src)
+    proc = subprocess.run([sys.executable, osp.join(root, 'tools', 'convert_checkpoint.py'), str(src), str(dst), '--timm'],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        expected = classifier(x, mode='tensor')
+        for kwargs in (dict(checkpoint_path=str(dst)), dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(dst), num_classes=10))):
+            model = timm.create_model('dyvit_nano', num_classes=10, **kwargs).eval()
+            torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
