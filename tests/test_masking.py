@@ -56,3 +56,20 @@ def test_masks_are_reproducible_with_a_generator():
 def test_bad_ratios(ratio):
     with pytest.raises(ValueError, match='mask ratio'):
         random_masks(1, (3, 3), ratio)
+
+
+def test_a_batchs_mask_noise_is_one_call_without_generators(monkeypatch):
+    """256 samples carrying ``sample_idx``: no ``torch.Generator`` is made, one hash kernel chain draws the
+    whole ``(B, n)`` noise from one tensor of keys; each row depends only on its sample (reproducible per
+    sample, and so on resume and across ranks)."""
+    from mmengine.structures import BaseDataElement
+
+    from coma import masking
+    made = []
+    real = torch.Generator
+    monkeypatch.setattr(torch, 'Generator', lambda *a, **k: made.append(1) or real(*a, **k))
+    samples = [BaseDataElement(metainfo=dict(sample_idx=i)) for i in range(256)]
+    noise = masking.step_noise(7, 3, samples, 256, 49, torch.device('cpu'))
+    assert noise.shape == (256, 49) and not made
+    alone = masking.step_noise(7, 3, samples[5:6], 1, 49, torch.device('cpu'))
+    assert torch.equal(alone[0], noise[5])

@@ -66,3 +66,72 @@ def test_truncated_jpeg_is_skipped_and_counted(tmp_path):
     item = ds[1]  # the dataset draws another image instead
     assert item['inputs'].shape == (3, 32, 32)
     assert LoadImage.skipped >= before + 1  # the replacement is drawn at random and may hit it again
+
+
+def test_an_annotation_list_replaces_listing_the_folder(tmp_path, monkeypatch):
+    """``write_annotation_list`` lists once; ``ImageFolder(ann_file=...)`` then reads the same samples,
+    labels and classes without listing a folder (1.28M files on every rank for ImageNet)."""
+    import os
+
+    from coma.datasets import write_annotation_list
+    root = _folder(tmp_path / 'train')
+    assert write_annotation_list(str(root), str(tmp_path / 'meta' / 'train.txt')) == 6
+    listed = DATASETS.build(dict(type='ImageFolder', data_root=str(root), pipeline=PIPELINE))
+
+    def no_listing(path):
+        raise AssertionError(f'listed {path}')
+    monkeypatch.setattr(os, 'listdir', no_listing)
+    read = DATASETS.build(dict(type='ImageFolder', data_root=str(root), ann_file=str(tmp_path / 'meta' / 'train.txt'),
+                               pipeline=PIPELINE))
+    assert [read.get_data_info(i)['img_path'] for i in range(6)] == [listed.get_data_info(i)['img_path'] for i in range(6)]
+    assert [read.get_data_info(i)['gt_label'] for i in range(6)] == [listed.get_data_info(i)['gt_label'] for i in range(6)]
+    assert read.metainfo['classes'] == listed.metainfo['classes'] == ('a', 'b')
+    assert torch.equal(read[4]['inputs'], listed[4]['inputs'])
+
+
+def test_a_bad_annotation_line_is_named(tmp_path):
+    root = _folder(tmp_path / 'train')
+    (tmp_path / 'list.txt').write_text('a/a0.jpg 0\na/a1.jpg zero\n')
+    with pytest.raises(ValueError, match=r'list.txt:2: expected "path \[label\]"'):
+        DATASETS.build(dict(type='ImageFolder', data_root=str(root), ann_file=str(tmp_path / 'list.txt'), pipeline=PIPELINE))
+
+
+def _count_ops(fn):
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Count.n += 1
+            return func(*args, **(kwargs or {}))
+    with Count():
+        out = fn()
+    return Count.n, out
+
+
+@pytest.mark.parametrize('batch', [2, 16])
+def test_stacked_batches_are_normalised_once_with_the_same_values(tmp_path, batch):
+    """``stack_collate`` + ``ImgDataPreprocessor``: the same inputs as ``pseudo_collate``, in a fixed number of
+    operations whatever the batch (``pseudo_collate``: about four an image)."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.model import ImgDataPreprocessor
+
+    from coma.datasets import stack_collate
+    ds = DATASETS.build(dict(type='ImageFolder', data_root=str(_folder(tmp_path / 'train', n=8)), pipeline=PIPELINE))
+    samples = [ds[i % len(ds)] for i in range(batch)]
+    pre = ImgDataPreprocessor(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
+    stacked = stack_collate(samples)
+    assert stacked['inputs'].shape == (batch, 3, 32, 32) and stacked['inputs'].dtype == torch.uint8
+    ops_stacked, out_stacked = _count_ops(lambda: pre(stacked, True))
+    ops_listed, out_listed = _count_ops(lambda: pre(pseudo_collate(samples), True))
+    torch.testing.assert_close(out_stacked['inputs'], out_listed['inputs'])
+    assert [s.gt_label for s in out_stacked['data_samples']] == [s.gt_label for s in out_listed['data_samples']]
+    assert ops_stacked <= 8 and ops_listed >= 4 * batch
+
+
+def test_images_of_different_sizes_stay_a_list():
+    from coma.datasets import stack_collate
+    batch = stack_collate([dict(inputs=torch.zeros(3, 4, 4, dtype=torch.uint8), data_samples=1),
+                           dict(inputs=torch.zeros(3, 4, 6, dtype=torch.uint8), data_samples=2)])
+    assert isinstance(batch['inputs'], list) and batch['data_samples'] == [1, 2]

@@ -110,3 +110,19 @@ def test_finetune_config_loads_a_converted_checkpoint(tmp_path):
                                            init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'bb.pth'))))
     with pytest.raises(ValueError, match=r'shape mismatches \[.*checkpoint \(32'):
         model.init_weights()
+
+
+def test_random_erasing_draws_its_noise_where_the_batch_is(monkeypatch):
+    """timm's RandomErasing makes each box's noise on its ``device``; the classifier sets it to the
+    batch's, so a GPU batch is not filled box by box from host memory (checked with a ``meta`` batch)."""
+    from timm.data import random_erasing as erasing
+    model = MODELS.build(dict(type='ImageClassifier', backbone=dict(type='DyViT', arch='nano', out_indices=(3,)),
+                              num_classes=4, random_erasing=dict(probability=1.0, mode='pixel')))
+    devices, real = [], erasing._get_pixels
+
+    def spy(per_pixel, rand_color, patch_size, dtype=torch.float32, device='cuda'):
+        devices.append(torch.device(device))
+        return real(per_pixel, rand_color, patch_size, dtype=dtype, device=device)
+    monkeypatch.setattr(erasing, '_get_pixels', spy)
+    out = model.erase(torch.zeros(2, 3, 32, 32, device='meta'))
+    assert out.device.type == 'meta' and len(devices) == 2 and all(d.type == 'meta' for d in devices)

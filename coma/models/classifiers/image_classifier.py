@@ -66,7 +66,7 @@ class ImageClassifier(BaseModel):
         if not cfg:
             return None
         from timm.data.random_erasing import RandomErasing
-        return RandomErasing(**dict(dict(device='cpu'), **cfg))
+        return RandomErasing(**cfg)  # its device is set to the batch's at each call
 
     @property
     def num_layers(self) -> int:
@@ -108,7 +108,7 @@ class ImageClassifier(BaseModel):
         if labels.min() < 0 or labels.max() >= self.num_classes:
             raise ValueError(f'ImageClassifier: labels {labels.unique().tolist()} outside [0, {self.num_classes})')
         if self.random_erasing is not None:
-            inputs = self.random_erasing(inputs)
+            inputs = self.erase(inputs)
         if self.mixup is not None:
             if inputs.shape[0] % 2:
                 raise ValueError(f'ImageClassifier: mixup/cutmix needs an even batch, got {inputs.shape[0]} '
@@ -116,6 +116,11 @@ class ImageClassifier(BaseModel):
             inputs, targets = self.mixup(inputs, labels)
             return dict(loss=F.cross_entropy(self._logits(inputs), targets))
         return dict(loss=F.cross_entropy(self._logits(inputs), labels, label_smoothing=self.label_smoothing))
+
+    def erase(self, inputs: torch.Tensor) -> torch.Tensor:
+        """timm's random erasing of the batch, its noise drawn on the batch's device (not copied box by box)."""
+        self.random_erasing.device = inputs.device
+        return self.random_erasing(inputs)
 
     def predict(self, inputs: torch.Tensor, data_samples: Optional[List[BaseDataElement]] = None
                 ) -> List[BaseDataElement]:
