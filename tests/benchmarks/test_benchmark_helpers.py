@@ -65,3 +65,12 @@ def test_a_row_past_its_time_limit_is_an_error_and_the_next_rows_run(tmp_path, m
     assert 'TimeoutError' in out['rows'][1]['error'] and out['rows'][2]['median_s'] == 1.0
     assert seen == [1, 2, 3] and len(json.loads(path.read_text())['rows']) == 3
     assert out['machine_load']['note'] == 'test'
+
+
+def test_the_input_pipeline_benchmark_runs_both_loaders_on_the_same_files(tmp_path):
+    import json
+
+    from coma.benchmarks.input_pipeline import run
+    report = run(str(tmp_path / 'jpegs'), rounds=1, batch=4, per_class=2, out=str(tmp_path / 'r.json'))
+    assert report['files'] == 20 and set(report['images_per_s']) == {'ours', 'timm'}
+    assert report['ratio_ours_to_timm'] > 0 and json.load(open(tmp_path / 'r.json'))['rounds'] == 1
