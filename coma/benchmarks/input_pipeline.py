@@ -46,7 +46,7 @@ def make_jpegs(folder: str, per_class: int = 40, size=(500, 375), seed: int = 0)
 def _ours(folder: str, batch: int):
     from mmengine.registry import DATASETS
 
-    import coma  # noqa: F401
+    import coma  # noqa: F401  (registers the transforms)
     from ..datasets import stack_collate
     pipeline = [dict(type='LoadImage', skip_corrupt=False), dict(type='RandomResizedCrop', size=224, scale=(0.2, 1.0)),
                 dict(type='RandomHorizontalFlip', prob=0.5), dict(type='PackInputs')]
