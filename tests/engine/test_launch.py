@@ -44,18 +44,19 @@ def test_without_the_flag_the_lr_stays_and_the_warning_says_what_to_pass(monkeyp
 
 
 def test_slurm_variables_become_torchs(monkeypatch):
-    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
-        monkeypatch.delenv(key, raising=False)
+    import os
+    # a copy of the environment: what slurm_environment sets must not reach later tests' subprocesses
+    monkeypatch.setattr(os, 'environ', {k: v for k, v in os.environ.items()
+                                        if k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')})
     monkeypatch.setenv('PATH', '/nonexistent')  # no scontrol: a plain node list is read as it is
     monkeypatch.setenv('SLURM_PROCID', '3')
     monkeypatch.setenv('SLURM_NTASKS', '8')
     monkeypatch.setenv('SLURM_LOCALID', '1')
     monkeypatch.setenv('SLURM_NODELIST', 'node7,node8')
     slurm_environment()
-    import os
     assert (os.environ['RANK'], os.environ['WORLD_SIZE'], os.environ['LOCAL_RANK'], os.environ['MASTER_ADDR'],
             os.environ['MASTER_PORT']) == ('3', '8', '1', 'node7', '29500')
-    monkeypatch.delenv('MASTER_ADDR')
-    monkeypatch.setenv('SLURM_NODELIST', 'node[7-8]')
+    del os.environ['MASTER_ADDR']
+    os.environ['SLURM_NODELIST'] = 'node[7-8]'
     with pytest.raises(KeyError, match='set MASTER_ADDR'):
         slurm_environment()

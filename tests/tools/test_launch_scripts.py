@@ -51,10 +51,15 @@ def _opts(root):
             'train_cfg.max_epochs=1', 'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1']
 
 
+#: torch's rendezvous variables: the launchers set them; inherited ones would point the tasks elsewhere
+RENDEZVOUS = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+
+
 def _bash(script, *args, env):
-    full = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
+    full = {k: v for k, v in os.environ.items() if k not in RENDEZVOUS and not k.startswith('SLURM_')}
+    full.update(PYTHON=sys.executable, OMP_NUM_THREADS='1', **env)
     proc = subprocess.run(['bash', osp.join(ROOT, 'tools', script), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900, env=full)
+                          text=True, timeout=300, env=full)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
