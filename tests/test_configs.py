@@ -211,13 +211,13 @@ INTENDED = {
     'optim_wrapper.dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), None),
     'optim_wrapper.type': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), 'AmpOptimWrapper'),
     'optim_wrapper._scope_': (DOWNSTREAM_NAMES, 'coma'),
-    # the ImageNet loops stack each batch in the loader's workers: one copy to the device and one
+    # the ImageNet loops stack each batch in the loader's workers (mmengine's default_collate): one copy to the device and one
     # normalisation a batch (tests/datasets/test_image_folder.py: the same values)
-    'train_dataloader.collate_fn': (IMAGENET_NAMES, dict(type='stack_collate')),
+    'train_dataloader.collate_fn': (IMAGENET_NAMES, dict(type='default_collate')),
     'val_dataloader.collate_fn': (tuple(n for n in IMAGENET_NAMES if n.startswith(('finetune', 'linprobe'))),
-                                  dict(type='stack_collate')),
+                                  dict(type='default_collate')),
     'test_dataloader.collate_fn': (tuple(n for n in IMAGENET_NAMES if n.startswith(('finetune', 'linprobe'))),
-                                   dict(type='stack_collate')),
+                                   dict(type='default_collate')),
     'optim_wrapper.cpu_dtype': (tuple(n for n in DOWNSTREAM_NAMES if 'demo' not in n), None),
     # DDP broadcasting the buffers every step would change the step counter's version and make the
     # model read it back from the GPU every step; MAE's buffers are the same on every rank

@@ -2,7 +2,7 @@
 
 Each row decodes, crops (RandomResizedCrop 224, scale 0.2-1, bicubic), flips and batches the same
 files in the calling process (``num_workers=0``, one thread for OpenCV and torch): the rate one data
-worker reaches. Ours: ``ImageFolder`` + the pre-training config's pipeline + ``stack_collate``. timm:
+worker reaches. Ours: ``ImageFolder`` + the pre-training config's pipeline + mmengine's ``default_collate``. timm:
 ``ImageDataset`` + ``create_transform(..., use_prefetcher=True)`` (uint8 out, normalised later on the
 device, as ours) + ``fast_collate``. Rows alternate, so both see the same machine state; the median of
 the rounds is reported with every round.
@@ -44,15 +44,15 @@ def make_jpegs(folder: str, per_class: int = 40, size=(500, 375), seed: int = 0)
 
 
 def _ours(folder: str, batch: int):
+    from mmengine.dataset import default_collate
     from mmengine.registry import DATASETS
 
     import coma  # noqa: F401  (registers the transforms)
-    from ..datasets import stack_collate
     pipeline = [dict(type='LoadImage', skip_corrupt=False), dict(type='RandomResizedCrop', size=224, scale=(0.2, 1.0)),
                 dict(type='RandomHorizontalFlip', prob=0.5), dict(type='PackInputs')]
     dataset = DATASETS.build(dict(type='ImageFolder', data_root=folder, pipeline=pipeline))
     return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=0,
-                                       collate_fn=stack_collate, drop_last=True)
+                                       collate_fn=default_collate, drop_last=True)
 
 
 def _timm(folder: str, batch: int):

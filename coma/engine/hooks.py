@@ -147,17 +147,6 @@ def _local_rng_state() -> Dict:
         cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
 
 
-def seed_everything(seed: int) -> None:
-    """Seeds Python's, numpy's and torch's (CPU and CUDA) generators of this process."""
-    import random
-
-    import numpy as np
-    import torch
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
 def rank_seed(seed: int, rank: int) -> int:
     """The main-process seed of ``rank``: ``seed`` itself on rank 0, a hash of both on the others
     (never another run's ``seed + k``)."""
@@ -181,11 +170,9 @@ def seed_worker(worker_id: int) -> None:
     np.random.seed(seed)
 
 
-def _checkpoint_due(runner, by_epoch: bool) -> bool:
-    """Whether mmengine's ``CheckpointHook`` saves at the end of this iteration (``by_epoch=False``) or
-    epoch (``by_epoch=True``): the same rules as its ``after_train_iter`` / ``after_train_epoch``."""
-    from mmengine.hooks import CheckpointHook
-    hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+def _checkpoint_due(hook: Optional[CheckpointHook], runner, by_epoch: bool) -> bool:
+    """Whether mmengine's ``CheckpointHook`` ``hook`` saves at the end of this iteration (``by_epoch=False``)
+    or epoch (``by_epoch=True``): the same rules as its ``after_train_iter`` / ``after_train_epoch``."""
     if hook is None or hook.by_epoch != by_epoch:
         return False
     if by_epoch:
@@ -233,10 +220,13 @@ class RNGStateHook(Hook):
         self._gathered: Optional[List[Dict]] = None
         self._outside_val: Optional[Dict] = None
         self._training = False
+        self._saver: Optional[CheckpointHook] = None  # the run's CheckpointHook, found at the start
 
     def before_train(self, runner) -> None:
         from mmengine.dist import get_rank
+        from mmengine.runner import set_random_seed
         self._training = True
+        self._saver = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
         loader = runner.train_dataloader
         if _epoch_based(runner) and loader.num_workers > 0 and _is_mmengine_worker_init(loader.worker_init_fn):
             loader.worker_init_fn = seed_worker  # epoch-based loops start the workers anew each epoch
@@ -245,16 +235,16 @@ class RNGStateHook(Hook):
                                   'run restarts its workers\' random streams (set it to False for an exact '
                                   'resume)')
         if self.rank_streams and get_rank() > 0 and self._pending is None:
-            seed_everything(rank_seed(runner.seed, get_rank()))
+            set_random_seed(rank_seed(runner.seed, get_rank()))
 
     # -- saving ---------------------------------------------------------------------------------------
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if _checkpoint_due(runner, by_epoch=False):
+        if _checkpoint_due(self._saver, runner, by_epoch=False):
             self.gather()
 
     def after_train_epoch(self, runner) -> None:
-        if _checkpoint_due(runner, by_epoch=True):
+        if _checkpoint_due(self._saver, runner, by_epoch=True):
             self.gather()
 
     def gather(self) -> None:

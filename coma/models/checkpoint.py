@@ -5,6 +5,7 @@ Used by ``init_cfg=dict(type='Pretrained', ...)`` of our backbones, by
 and shape mismatches fail with the full list, naming the file.
 """
 import os
+import re
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -210,9 +211,8 @@ def convert_classifier_checkpoint(src: str, dst: str) -> Dict:
                 weights[new + key[len(old):]] = value
                 break
     model = timm.create_model(f'dyvit_{arch}', num_classes=num_classes)
-    unused = [k for k in weights if k.split('.')[0] in [f'norm{i}' for i in range(4)] and k not in model.state_dict()]
-    for key in unused:
-        del weights[key]
+    own = model.state_dict()  # the output norms of stages the timm classifier does not norm are dropped
+    weights = {k: v for k, v in weights.items() if k in own or not re.match(r'norm\d+\.', k)}
     model.load_state_dict(weights, strict=True)
     os.makedirs(os.path.dirname(os.path.abspath(dst)) or '.', exist_ok=True)
     torch.save(weights, dst)

@@ -112,26 +112,18 @@ def _count_ops(fn):
 
 @pytest.mark.parametrize('batch', [2, 16])
 def test_stacked_batches_are_normalised_once_with_the_same_values(tmp_path, batch):
-    """``stack_collate`` + ``ImgDataPreprocessor``: the same inputs as ``pseudo_collate``, in a fixed number of
-    operations whatever the batch (``pseudo_collate``: about four an image)."""
-    from mmengine.dataset import pseudo_collate
+    """mmengine's ``default_collate`` (the ImageNet configs') + ``ImgDataPreprocessor``: the same inputs as
+    ``pseudo_collate``, in a fixed number of operations whatever the batch (``pseudo_collate``: about
+    four an image)."""
+    from mmengine.dataset import default_collate, pseudo_collate
     from mmengine.model import ImgDataPreprocessor
-
-    from coma.datasets import stack_collate
     ds = DATASETS.build(dict(type='ImageFolder', data_root=str(_folder(tmp_path / 'train', n=8)), pipeline=PIPELINE))
     samples = [ds[i % len(ds)] for i in range(batch)]
     pre = ImgDataPreprocessor(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True)
-    stacked = stack_collate(samples)
+    stacked = default_collate(samples)
     assert stacked['inputs'].shape == (batch, 3, 32, 32) and stacked['inputs'].dtype == torch.uint8
     ops_stacked, out_stacked = _count_ops(lambda: pre(stacked, True))
     ops_listed, out_listed = _count_ops(lambda: pre(pseudo_collate(samples), True))
     torch.testing.assert_close(out_stacked['inputs'], out_listed['inputs'])
     assert [s.gt_label for s in out_stacked['data_samples']] == [s.gt_label for s in out_listed['data_samples']]
     assert ops_stacked <= 8 and ops_listed >= 4 * batch
-
-
-def test_images_of_different_sizes_stay_a_list():
-    from coma.datasets import stack_collate
-    batch = stack_collate([dict(inputs=torch.zeros(3, 4, 4, dtype=torch.uint8), data_samples=1),
-                           dict(inputs=torch.zeros(3, 4, 6, dtype=torch.uint8), data_samples=2)])
-    assert isinstance(batch['inputs'], list) and batch['data_samples'] == [1, 2]

@@ -25,8 +25,9 @@ train_dataloader = dict(
     persistent_workers=False,  # new workers each epoch, seeded from the main process: exact resume
     pin_memory=True,
     drop_last=True,  # mixup/cutmix pair samples: even batches only
-    # the batch stacked in the workers: one copy to the device, one normalisation (not one per image)
-    collate_fn=dict(type='stack_collate'),
+    # mmengine's default_collate stacks the batch in the workers: one copy to the device and one
+    # normalisation a batch (pseudo_collate's list is copied and normalised image by image)
+    collate_fn=dict(type='default_collate'),
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ImageFolder', data_root=data_root, data_prefix=dict(img_path='train'),
                  pipeline=train_pipeline),
@@ -36,7 +37,7 @@ val_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    collate_fn=dict(type='stack_collate'),
+    collate_fn=dict(type='default_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='ImageFolder', data_root=data_root, data_prefix=dict(img_path='val'),
                  pipeline=test_pipeline),
